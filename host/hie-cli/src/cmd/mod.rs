@@ -1,0 +1,4 @@
+//! One module per subcommand; each exposes its clap arguments and a `run`.
+pub mod listen;
+pub mod plugin;
+pub mod send;

@@ -1,0 +1,43 @@
+//! `hie`: the HIE healthcare integration engine and its tools.
+#![forbid(unsafe_code)]
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+mod cmd;
+
+/// HIE: a healthcare integration engine with sandboxed WebAssembly business logic.
+#[derive(Debug, Parser)]
+#[command(name = "hie", version, about, propagate_version = true)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Build, scaffold and test plugins.
+    #[command(subcommand)]
+    Plugin(cmd::plugin::PluginCommand),
+    /// Send HL7 messages to an MLLP listener and report ACKs and latency.
+    Send(cmd::send::Args),
+    /// Run an MLLP sink that ACKs, counts and optionally stores what it receives.
+    Listen(cmd::listen::Args),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Plugin(c) => cmd::plugin::run(c),
+        Command::Send(a) => cmd::send::run(a),
+        Command::Listen(a) => cmd::listen::run(a),
+    };
+    match result {
+        Ok(code) => code,
+        Err(err) => {
+            eprintln!("error: {err:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

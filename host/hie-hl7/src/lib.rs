@@ -1,0 +1,2 @@
+//! HL7 v2 ER7 messages: parse, field paths, escapes, character sets, batches, ACKs.
+#![forbid(unsafe_code)]

@@ -1,0 +1,2 @@
+//! MLLP: framing codec, inbound listener, outbound client with ACK wait.
+#![forbid(unsafe_code)]

@@ -1,0 +1,2 @@
+//! Rust SDK for HIE plugins.
+#![deny(missing_docs)]
