@@ -1,0 +1,389 @@
+//! The checked form: a production that passed every check that needs no I/O.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// A checked production.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Production {
+    /// Name of the production.
+    pub name: String,
+    /// The production file.
+    pub file: PathBuf,
+    /// The directory holding the production file; relative paths start here.
+    pub dir: PathBuf,
+    /// Directory for state (store, dead letters), absolute or relative to `dir`.
+    pub data_dir: PathBuf,
+    /// How long a stop waits for in-flight messages.
+    pub drain_timeout: Duration,
+    /// Lookup tables: table name → key → value.
+    pub lookups: BTreeMap<String, BTreeMap<String, String>>,
+    /// Message hooks that items may attach.
+    pub hooks: Vec<HookConfig>,
+    /// Items, in file order.
+    pub items: Vec<ItemConfig>,
+}
+
+impl Production {
+    /// The item called `name`.
+    pub fn item(&self, name: &str) -> Option<&ItemConfig> {
+        self.items.iter().find(|i| i.name == name)
+    }
+
+    /// The hook called `name`.
+    pub fn hook(&self, name: &str) -> Option<&HookConfig> {
+        self.hooks.iter().find(|h| h.name == name)
+    }
+}
+
+/// Where in the production file something was written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Location {
+    /// 1-based line.
+    pub line: usize,
+}
+
+/// The role of an item.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum ItemKind {
+    /// Inbound: turns what an adapter receives into messages.
+    Service,
+    /// Routing and orchestration.
+    Process,
+    /// Outbound: hands messages to an adapter.
+    Operation,
+}
+
+impl ItemKind {
+    /// The word used in the production file.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ItemKind::Service => "service",
+            ItemKind::Process => "process",
+            ItemKind::Operation => "operation",
+        }
+    }
+
+    /// The WIT world a plugin for this kind must target.
+    pub fn world(self) -> PluginWorld {
+        match self {
+            ItemKind::Service => PluginWorld::BusinessService,
+            ItemKind::Process => PluginWorld::BusinessProcess,
+            ItemKind::Operation => PluginWorld::BusinessOperation,
+        }
+    }
+}
+
+/// The WIT worlds of `hie:plugin`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum PluginWorld {
+    /// `business-service`.
+    BusinessService,
+    /// `business-process`.
+    BusinessProcess,
+    /// `business-operation`.
+    BusinessOperation,
+    /// `message-hook`.
+    MessageHook,
+}
+
+impl PluginWorld {
+    /// The world's name in the WIT package.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PluginWorld::BusinessService => "business-service",
+            PluginWorld::BusinessProcess => "business-process",
+            PluginWorld::BusinessOperation => "business-operation",
+            PluginWorld::MessageHook => "message-hook",
+        }
+    }
+}
+
+/// A plugin as written: a standard name looked up in the plugin search path, or a file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PluginRef {
+    /// A standard plugin name such as `hl7-router`.
+    Standard(String),
+    /// A path to a `.wasm` component, resolved against the production directory.
+    File(PathBuf),
+}
+
+/// A plugin reference plus, once resolved, the file it names.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PluginSpec {
+    /// As written.
+    pub reference: PluginRef,
+    /// The component file; `None` until [`crate::resolve_plugins`] ran.
+    pub path: Option<PathBuf>,
+    /// Where the `plugin` field is.
+    pub location: Location,
+}
+
+/// A `[[hooks]]` entry.
+#[derive(Debug, Clone, PartialEq)]
+pub struct HookConfig {
+    /// Name.
+    pub name: String,
+    /// Its plugin (world `message-hook`).
+    pub plugin: PluginSpec,
+    /// Settings passed to `init`.
+    pub settings: BTreeMap<String, String>,
+    /// Limits per call.
+    pub limits: Limits,
+}
+
+/// One item of the production.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ItemConfig {
+    /// Unique name.
+    pub name: String,
+    /// Role.
+    pub kind: ItemKind,
+    /// Business logic; `None` means the built-in behaviour (a service passes
+    /// each message to its targets; an operation hands the body to its adapter).
+    pub plugin: Option<PluginSpec>,
+    /// Adapter, for services and operations.
+    pub adapter: Option<AdapterConfig>,
+    /// Whether the item starts enabled.
+    pub enabled: bool,
+    /// Number of workers.
+    pub pool_size: usize,
+    /// How workers run.
+    pub execution: Execution,
+    /// The input queue.
+    pub queue: QueueConfig,
+    /// Worker restart policy.
+    pub restart: RestartConfig,
+    /// Message retry policy.
+    pub retry: RetryConfig,
+    /// Settings for `on-init`.
+    pub settings: BTreeMap<String, String>,
+    /// Hooks, in calling order.
+    pub hooks: Vec<String>,
+    /// Targets of a `pass` outcome.
+    pub targets: Vec<String>,
+    /// Limits per plugin call.
+    pub limits: Limits,
+    /// Capabilities granted to the plugin.
+    pub grants: Grants,
+    /// Where the item starts in the file.
+    pub location: Location,
+}
+
+/// An adapter.
+#[derive(Debug, Clone, PartialEq)]
+pub enum AdapterConfig {
+    /// MLLP listener.
+    MllpIn(MllpInConfig),
+    /// MLLP client.
+    MllpOut(MllpOutConfig),
+    /// Directory poller.
+    FileIn(FileInConfig),
+    /// File writer.
+    FileOut(FileOutConfig),
+}
+
+impl AdapterConfig {
+    /// The `type` word.
+    pub fn type_name(&self) -> &'static str {
+        match self {
+            AdapterConfig::MllpIn(_) => "mllp-in",
+            AdapterConfig::MllpOut(_) => "mllp-out",
+            AdapterConfig::FileIn(_) => "file-in",
+            AdapterConfig::FileOut(_) => "file-out",
+        }
+    }
+}
+
+/// When an inbound MLLP message is acknowledged.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AckMode {
+    /// `AA` as soon as the message is in the service's queue (`AR` if the queue refuses it).
+    Accept,
+    /// After the first process (or operation) handled it: `AA` on success, `AE` on failure.
+    Application,
+}
+
+/// `mllp-in` settings.
+#[derive(Debug, Clone, PartialEq)]
+pub struct MllpInConfig {
+    /// Address to bind.
+    pub host: String,
+    /// Port to bind (0 picks a free port).
+    pub port: u16,
+    /// When to ACK.
+    pub ack_mode: AckMode,
+    /// Most connections at once.
+    pub max_connections: usize,
+    /// Application mode: most time to wait for the route before `AE`.
+    pub ack_timeout: Duration,
+}
+
+/// What an `mllp-out` operation does with a reply code.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReplyAction {
+    /// Delivered.
+    Accept,
+    /// Try again later (retryable failure).
+    Retry,
+    /// Fail the message (permanent failure).
+    Fail,
+    /// Move the message to the dead-letter queue.
+    DeadLetter,
+}
+
+/// `mllp-out` settings.
+#[derive(Debug, Clone, PartialEq)]
+pub struct MllpOutConfig {
+    /// Peer host.
+    pub host: String,
+    /// Peer port.
+    pub port: u16,
+    /// Connect timeout.
+    pub connect_timeout: Duration,
+    /// ACK wait.
+    pub ack_timeout: Duration,
+    /// Action per ACK code (`AA`, `AE`, `AR`, `CA`, `CE`, `CR`); missing codes use the defaults.
+    pub reply_actions: BTreeMap<String, ReplyAction>,
+}
+
+/// `file-in` settings.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FileInConfig {
+    /// Directory polled.
+    pub dir: PathBuf,
+    /// Only names ending with this.
+    pub suffix: String,
+    /// Poll interval.
+    pub poll_interval: Duration,
+    /// Where processed files go.
+    pub archive_dir: PathBuf,
+}
+
+/// `file-out` settings.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FileOutConfig {
+    /// Directory written.
+    pub dir: PathBuf,
+    /// Name template; `{id}` and `{session}` are replaced.
+    pub filename: String,
+}
+
+/// How an item's workers run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Execution {
+    /// Workers on the runtime's blocking pool, `pool_size` of them.
+    Async,
+    /// One dedicated thread, strictly serial.
+    SingleProcess,
+    /// N dedicated OS threads.
+    ThreadPool {
+        /// Threads.
+        threads: usize,
+    },
+    /// N worker processes with M threads each.
+    MultiProcess {
+        /// Processes.
+        processes: usize,
+        /// Threads per process.
+        threads: usize,
+    },
+}
+
+/// Queue discipline.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum QueueKind {
+    /// First in, first out.
+    Fifo,
+    /// Highest priority first (0–9), FIFO within a priority.
+    Priority,
+    /// Last in, first out.
+    Lifo,
+    /// FIFO per key, parallel across keys.
+    Keyed {
+        /// HL7 path of the key, e.g. `PID-3`.
+        key: String,
+    },
+}
+
+/// What a full queue does with one more message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Overflow {
+    /// Make the sender wait (backpressure up to the socket).
+    Block,
+    /// Refuse it (a NAK for an inbound message).
+    Reject,
+    /// Move it to the dead-letter queue.
+    DeadLetter,
+}
+
+/// An item's queue.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct QueueConfig {
+    /// Discipline.
+    pub kind: QueueKind,
+    /// Most messages waiting.
+    pub capacity: usize,
+    /// Overflow behaviour.
+    pub overflow: Overflow,
+}
+
+/// When a failed worker is restarted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RestartPolicy {
+    /// Never; the item is marked failed.
+    Never,
+    /// After a failure.
+    OnFailure,
+    /// After any exit.
+    Always,
+}
+
+/// Restart policy with backoff and intensity.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RestartConfig {
+    /// Policy.
+    pub policy: RestartPolicy,
+    /// Most restarts within `within`; one more marks the item failed.
+    pub max_restarts: u32,
+    /// Intensity window.
+    pub within: Duration,
+    /// First backoff; doubles per restart.
+    pub backoff: Duration,
+    /// Largest backoff.
+    pub max_backoff: Duration,
+}
+
+/// Message retry policy.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RetryConfig {
+    /// Most attempts, the first included.
+    pub max_attempts: u32,
+    /// Wait before the first retry; doubles each time.
+    pub backoff: Duration,
+    /// Largest wait.
+    pub max_backoff: Duration,
+}
+
+/// Limits per plugin call; `None` means the host default.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Limits {
+    /// Linear memory cap in bytes.
+    pub memory: Option<u64>,
+    /// Wall-clock deadline.
+    pub deadline: Option<Duration>,
+    /// Fuel.
+    pub fuel: Option<u64>,
+    /// Cap on returned bytes.
+    pub max_output: Option<u64>,
+}
+
+/// Capabilities granted to a plugin.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Grants {
+    /// Directories it may open.
+    pub dirs: Vec<PathBuf>,
+    /// Environment variables it may read.
+    pub env: Vec<String>,
+}

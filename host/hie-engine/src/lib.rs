@@ -1,0 +1,1 @@
+//! HIE engine (being built).
