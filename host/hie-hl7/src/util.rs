@@ -1,0 +1,48 @@
+//! Small byte helpers shared by the parser and the editor.
+
+/// A short, printable rendering of untrusted bytes for error messages (at most 16 bytes).
+pub(crate) fn printable(bytes: &[u8]) -> String {
+    let shown = bytes.get(..16).unwrap_or(bytes);
+    let mut s = String::new();
+    for &b in shown {
+        if b.is_ascii_graphic() || b == b' ' {
+            s.push(char::from(b));
+        } else {
+            s.push_str(&format!("\\x{b:02x}"));
+        }
+    }
+    if bytes.len() > shown.len() {
+        s.push('…');
+    }
+    s
+}
+
+/// The `n`th (0-based) piece of `raw` split on `sep`, or `None` if there are fewer pieces.
+pub(crate) fn nth_piece(raw: &[u8], sep: u8, n: usize) -> Option<&[u8]> {
+    raw.split(|b| *b == sep).nth(n)
+}
+
+/// Replaces the `n`th (0-based) piece of `raw` split on `sep` with what `edit` returns,
+/// adding empty pieces when there are fewer. With `trim`, trailing empty pieces are
+/// dropped afterwards (keeping at least `keep` pieces).
+pub(crate) fn splice_piece(
+    raw: &[u8],
+    sep: u8,
+    n: usize,
+    trim: Option<usize>,
+    edit: impl FnOnce(&[u8]) -> Vec<u8>,
+) -> Vec<u8> {
+    let mut pieces: Vec<Vec<u8>> = raw.split(|b| *b == sep).map(<[u8]>::to_vec).collect();
+    if pieces.len() <= n {
+        pieces.resize(n + 1, Vec::new());
+    }
+    if let Some(piece) = pieces.get_mut(n) {
+        *piece = edit(piece);
+    }
+    if let Some(keep) = trim {
+        while pieces.len() > keep.max(1) && pieces.last().is_some_and(Vec::is_empty) {
+            pieces.pop();
+        }
+    }
+    pieces.join(&sep)
+}
