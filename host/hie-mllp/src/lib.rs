@@ -8,7 +8,6 @@
 //! - [`error`]: [`MllpError`] and its [`ErrorKind`].
 #![forbid(unsafe_code)]
 
-pub mod ack;
 pub mod client;
 pub mod codec;
 pub mod error;
@@ -16,5 +15,6 @@ pub mod metrics;
 pub mod policy;
 pub mod server;
 pub mod tls;
+pub mod tools;
 
 pub use error::{ErrorKind, MllpError};

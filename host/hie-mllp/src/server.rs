@@ -102,7 +102,7 @@ pub trait FrameHandler: Send + Sync + 'static {
     /// The reply to a frame the listener rejects itself (default: an AR NAK with the reason).
     fn reject(&self, rejection: &Rejection, peer: &PeerInfo) -> Bytes {
         let _ = peer;
-        Bytes::from(crate::ack::nak_unparseable(&rejection.to_string()))
+        Bytes::from(hie_hl7::ack::build_nak_unparseable(&rejection.to_string()))
     }
 }
 
