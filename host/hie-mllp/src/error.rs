@@ -74,7 +74,7 @@ pub enum MllpError {
     },
     /// See [`ErrorKind::Timeout`].
     #[error(
-        "no ACK within {timeout_ms} ms: the receiver is slow or stuck; raise the ACK timeout or check the receiver"
+        "no ack within {timeout_ms} ms: the receiver is slow or stuck; raise the ack timeout or check the receiver"
     )]
     Timeout {
         /// The ACK timeout that ran out.
@@ -86,7 +86,7 @@ pub enum MllpError {
     )]
     ResetByPeer,
     /// See [`ErrorKind::Framing`].
-    #[error("invalid mllp framing: {detail}; check that the peer speaks MLLP (0x0B … 0x1C 0x0D)")]
+    #[error("invalid mllp framing: {detail}; check that the peer speaks mllp (0x0b … 0x1c 0x0d)")]
     Framing {
         /// What was wrong with the bytes.
         detail: String,

@@ -257,6 +257,32 @@ impl ReplyCodeActions {
     }
 }
 
+impl ReplyCodeActions {
+    /// Decide what to do with the reply bytes `reply` to a message with control id `sent_control_id`.
+    ///
+    /// A reply that is not HL7, or has no MSA, is a reply without MSA (`:~`); the expected
+    /// reply type (`:T?`) is `ACK`.
+    pub fn evaluate_reply(&self, reply: &[u8], sent_control_id: Option<&str>) -> Verdict {
+        let parsed = hie_hl7::Message::parse(reply).ok();
+        let field = |path: &str| {
+            parsed
+                .as_ref()
+                .and_then(|message| message.get(path).ok().flatten())
+        };
+        let has_msa = parsed
+            .as_ref()
+            .is_some_and(|message| message.segment("MSA", 1).is_some());
+        let code = has_msa.then(|| field("MSA-1").unwrap_or_default());
+        let control_id_mismatch = sent_control_id.is_some_and(|sent| field("MSA-2").as_deref() != Some(sent));
+        let type_mismatch = field("MSH-9.1").as_deref() != Some("ACK");
+        self.evaluate(&ReplyOutcome::Reply {
+            code: code.as_deref(),
+            control_id_mismatch,
+            type_mismatch,
+        })
+    }
+}
+
 fn parse_rule(text: &str) -> Result<Rule, PolicyError> {
     let error = |reason: &str| PolicyError {
         rule: text.to_owned(),

@@ -48,7 +48,10 @@ async fn zero_length_frame_gets_ar_and_the_connection_goes_on() {
 #[tokio::test]
 async fn oversize_frame_gets_ar_and_is_closed_without_waiting_for_its_end() {
     let cfg = ListenerConfig {
-        codec: CodecConfig { max_frame_len: 1024, ..CodecConfig::default() },
+        codec: CodecConfig {
+            max_frame_len: 1024,
+            ..CodecConfig::default()
+        },
         ..config()
     };
     let server = start(cfg, Arc::new(AckHandler)).await;
@@ -59,7 +62,10 @@ async fn oversize_frame_gets_ar_and_is_closed_without_waiting_for_its_end() {
     peer.write(&big).await;
     let nak = peer.read_ack().await;
     assert_eq!(nak.code, AckCode::AR);
-    assert!(nak.text.as_deref().unwrap_or_default().contains("1024"), "{nak:?}");
+    assert!(
+        nak.text.as_deref().unwrap_or_default().contains("1024"),
+        "{nak:?}"
+    );
     assert_eq!(peer.read().await, Read::Closed);
     server.stop().await;
 }
@@ -96,7 +102,10 @@ async fn pipelined_frames_are_answered_in_order() {
 
 #[tokio::test]
 async fn slowloris_is_cut_off_while_another_connection_is_served() {
-    let cfg = ListenerConfig { frame_timeout: Duration::from_millis(300), ..config() };
+    let cfg = ListenerConfig {
+        frame_timeout: Duration::from_millis(300),
+        ..config()
+    };
     let server = start(cfg, Arc::new(AckHandler)).await;
     let mut slow = RawPeer::connect(server.addr).await;
     let addr = server.addr;
@@ -128,14 +137,20 @@ async fn slowloris_is_cut_off_while_another_connection_is_served() {
         }
         Read::Closed => panic!("expected an AR before the close"),
     }
-    eventually("the slow connection to close", || server.metrics.connections_open.load(Ordering::Relaxed) == 1).await;
+    eventually("the slow connection to close", || {
+        server.metrics.connections_open.load(Ordering::Relaxed) == 1
+    })
+    .await;
     assert_eq!(server.metrics.snapshot().timeouts, 1);
     server.stop().await;
 }
 
 #[tokio::test]
 async fn idle_connections_are_closed() {
-    let cfg = ListenerConfig { idle_timeout: Some(Duration::from_millis(100)), ..config() };
+    let cfg = ListenerConfig {
+        idle_timeout: Some(Duration::from_millis(100)),
+        ..config()
+    };
     let server = start(cfg, Arc::new(AckHandler)).await;
     let mut peer = RawPeer::connect(server.addr).await;
     peer.send(&adt("I1")).await;
@@ -146,7 +161,10 @@ async fn idle_connections_are_closed() {
 
 #[tokio::test]
 async fn connections_over_the_limit_are_closed_and_counted() {
-    let cfg = ListenerConfig { max_connections: 2, ..config() };
+    let cfg = ListenerConfig {
+        max_connections: 2,
+        ..config()
+    };
     let server = start(cfg, Arc::new(AckHandler)).await;
     let mut first = RawPeer::connect(server.addr).await;
     let mut second = RawPeer::connect(server.addr).await;
@@ -159,7 +177,10 @@ async fn connections_over_the_limit_are_closed_and_counted() {
     assert_eq!(third.read().await, Read::Closed);
     assert_eq!(server.metrics.snapshot().connections_rejected, 1);
     drop(first);
-    eventually("a slot to free up", || server.metrics.connections_open.load(Ordering::Relaxed) == 1).await;
+    eventually("a slot to free up", || {
+        server.metrics.connections_open.load(Ordering::Relaxed) == 1
+    })
+    .await;
     let mut fourth = RawPeer::connect(server.addr).await;
     fourth.send(&adt("M4")).await;
     assert_eq!(fourth.read_ack().await.code, AckCode::AA);
@@ -183,15 +204,27 @@ impl FrameHandler for GatedHandler {
 #[tokio::test]
 async fn a_blocked_handler_stops_the_reader_after_the_read_ahead() {
     let gate = Arc::new(Semaphore::new(0));
-    let cfg = ListenerConfig { read_ahead_frames: 4, ..config() };
-    let server = start(cfg, Arc::new(GatedHandler { gate: Arc::clone(&gate) })).await;
+    let cfg = ListenerConfig {
+        read_ahead_frames: 4,
+        ..config()
+    };
+    let server = start(
+        cfg,
+        Arc::new(GatedHandler {
+            gate: Arc::clone(&gate),
+        }),
+    )
+    .await;
     let mut peer = RawPeer::connect(server.addr).await;
     let mut wire = Vec::new();
     for i in 0..100 {
         wire.extend(hie_mllp::codec::frame(&adt(&format!("B{i}"))));
     }
     peer.write(&wire).await;
-    eventually("the reader to fill the read-ahead", || server.metrics.frames_in.load(Ordering::Relaxed) >= 5).await;
+    eventually("the reader to fill the read-ahead", || {
+        server.metrics.frames_in.load(Ordering::Relaxed) >= 5
+    })
+    .await;
     // Give the reader time it would use to run further ahead if it were unbounded.
     tokio::time::sleep(Duration::from_millis(200)).await;
     let read = server.metrics.frames_in.load(Ordering::Relaxed);
@@ -206,21 +239,34 @@ async fn a_blocked_handler_stops_the_reader_after_the_read_ahead() {
 #[tokio::test]
 async fn shutdown_finishes_frames_already_read_then_closes() {
     let gate = Arc::new(Semaphore::new(0));
-    let server = start(config(), Arc::new(GatedHandler { gate: Arc::clone(&gate) })).await;
+    let server = start(
+        config(),
+        Arc::new(GatedHandler {
+            gate: Arc::clone(&gate),
+        }),
+    )
+    .await;
     let mut peer = RawPeer::connect(server.addr).await;
     let mut wire = Vec::new();
     for i in 0..3 {
         wire.extend(hie_mllp::codec::frame(&adt(&format!("S{i}"))));
     }
     peer.write(&wire).await;
-    eventually("three frames read", || server.metrics.frames_in.load(Ordering::Relaxed) == 3).await;
+    eventually("three frames read", || {
+        server.metrics.frames_in.load(Ordering::Relaxed) == 3
+    })
+    .await;
     server.shutdown.cancel();
     gate.add_permits(3);
     for i in 0..3 {
         assert_eq!(peer.read_ack().await.control_id, Some(format!("S{i}")));
     }
     assert_eq!(peer.read().await, Read::Closed);
-    tokio::time::timeout(DEADLINE, server.task).await.expect("serve returns").expect("task").expect("ok");
+    tokio::time::timeout(DEADLINE, server.task)
+        .await
+        .expect("serve returns")
+        .expect("task")
+        .expect("ok");
 }
 
 #[tokio::test]

@@ -116,7 +116,13 @@ impl Sink {
         let id: String = control_id
             .unwrap_or("unparseable")
             .chars()
-            .map(|c| if c.is_ascii_alphanumeric() || c == '-' { c } else { '_' })
+            .map(|c| {
+                if c.is_ascii_alphanumeric() || c == '-' {
+                    c
+                } else {
+                    '_'
+                }
+            })
             .take(64)
             .collect();
         let path = dir.join(format!("{sequence:09}_{id}.hl7"));

@@ -21,10 +21,7 @@ impl Outgoing {
         let control_id = Message::parse(&payload)
             .ok()
             .and_then(|message| message.control_id());
-        Outgoing {
-            payload,
-            control_id,
-        }
+        Outgoing { payload, control_id }
     }
 }
 
@@ -94,7 +91,11 @@ fn load_file(path: &Path, out: &mut Vec<Outgoing>) -> Result<(), LoadError> {
         path: path.to_owned(),
         source,
     })?;
-    out.extend(parts.into_iter().map(|part| Outgoing::new(trim_blank_tail(part).to_vec())));
+    out.extend(
+        parts
+            .into_iter()
+            .map(|part| Outgoing::new(trim_blank_tail(part).to_vec())),
+    );
     Ok(())
 }
 
@@ -153,8 +154,7 @@ mod tests {
     #[test]
     fn generated_messages_parse_with_unique_control_ids() {
         let messages = generate_adt_a01(50, "T");
-        let ids: std::collections::HashSet<_> =
-            messages.iter().map(|m| m.control_id.clone()).collect();
+        let ids: std::collections::HashSet<_> = messages.iter().map(|m| m.control_id.clone()).collect();
         assert_eq!(ids.len(), 50);
         for m in &messages {
             let parsed = Message::parse(&m.payload).expect("generated message parses");

@@ -94,8 +94,8 @@ impl SendReport {
 
     /// True if every message got an AA (or CA) with its own control id.
     pub fn all_accepted(&self) -> bool {
-        let accepted = self.ack_codes.get("AA").copied().unwrap_or(0)
-            + self.ack_codes.get("CA").copied().unwrap_or(0);
+        let accepted =
+            self.ack_codes.get("AA").copied().unwrap_or(0) + self.ack_codes.get("CA").copied().unwrap_or(0);
         accepted == self.messages && self.control_id_mismatches == 0
     }
 
@@ -142,11 +142,7 @@ impl SendReport {
 /// messages under the error's kind (they are not resent) and is reopened with backoff;
 /// after `opts.client.connect_attempts` failed attempts in a row it gives up, and
 /// messages nobody could send count under the last connect error.
-pub async fn send(
-    messages: Vec<Outgoing>,
-    opts: &SendOptions,
-    progress: Arc<SendProgress>,
-) -> SendReport {
+pub async fn send(messages: Vec<Outgoing>, opts: &SendOptions, progress: Arc<SendProgress>) -> SendReport {
     let total = messages.len();
     let work = Arc::new(Work {
         messages,
@@ -297,11 +293,7 @@ impl Tally {
 }
 
 /// One connection's loop: connect (with backoff), run a session, repeat while work remains.
-async fn run_worker(
-    work: &Work,
-    config: &ClientConfig,
-    window: usize,
-) -> (Tally, Option<ErrorKind>) {
+async fn run_worker(work: &Work, config: &ClientConfig, window: usize) -> (Tally, Option<ErrorKind>) {
     let mut tally = Tally::new();
     let mut delay = config.backoff.initial;
     let mut failures = 0;
@@ -348,7 +340,15 @@ async fn run_session(
     let failed = CancellationToken::new();
     let sent = AtomicU64::new(0);
     let write = write_frames(&mut sender, work, &slots, &failed, &sent, in_flight_tx);
-    let read = read_replies(&mut receiver, work, &slots, &failed, ack_timeout, &mut in_flight, tally);
+    let read = read_replies(
+        &mut receiver,
+        work,
+        &slots,
+        &failed,
+        ack_timeout,
+        &mut in_flight,
+        tally,
+    );
     let ((), failure) = tokio::join!(write, read);
     if let Some(kind) = failure {
         // Frames written (or claimed) after the failure got no reply either.

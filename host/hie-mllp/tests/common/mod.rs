@@ -71,7 +71,12 @@ pub async fn start_at(addr: SocketAddr, config: ListenerConfig, handler: Arc<dyn
     let metrics = listener.metrics();
     let shutdown = CancellationToken::new();
     let task = tokio::spawn(listener.serve(handler, shutdown.clone()));
-    Running { addr, metrics, shutdown, task }
+    Running {
+        addr,
+        metrics,
+        shutdown,
+        task,
+    }
 }
 
 /// Start a listener on a free port of 127.0.0.1.
@@ -101,7 +106,11 @@ pub enum Read {
 impl RawPeer {
     pub async fn connect(addr: SocketAddr) -> RawPeer {
         let stream = TcpStream::connect(addr).await.expect("connect");
-        RawPeer { stream, codec: MllpCodec::default(), buf: BytesMut::new() }
+        RawPeer {
+            stream,
+            codec: MllpCodec::default(),
+            buf: BytesMut::new(),
+        }
     }
 
     pub async fn write(&mut self, bytes: &[u8]) {
@@ -142,7 +151,10 @@ impl RawPeer {
 pub async fn eventually(what: &str, mut check: impl FnMut() -> bool) {
     let deadline = tokio::time::Instant::now() + DEADLINE;
     while !check() {
-        assert!(tokio::time::Instant::now() < deadline, "timed out waiting for {what}");
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "timed out waiting for {what}"
+        );
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
 }
