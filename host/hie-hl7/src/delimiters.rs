@@ -64,7 +64,7 @@ impl Delimiters {
         let Some(&field) = segment.get(3) else {
             return Err(ParseError::TruncatedMsh {
                 len,
-                missing: "the field separator (MSH-1)",
+                missing: "MSH-1 (field separator)",
             });
         };
         check_delimiter_byte(field).map_err(|reason| ParseError::InvalidFieldSeparator {
@@ -80,7 +80,7 @@ impl Delimiters {
             if !terminated {
                 return Err(ParseError::TruncatedMsh {
                     len,
-                    missing: "the encoding characters (MSH-2)",
+                    missing: "MSH-2 (encoding characters)",
                 });
             }
             return Err(ParseError::InvalidEncodingCharacters {
@@ -97,7 +97,7 @@ impl Delimiters {
         for &b in enc {
             check_delimiter_byte(b).map_err(|reason| ParseError::InvalidEncodingCharacters {
                 found: printable(enc),
-                reason: format!("{} {reason}", printable(&[b])),
+                reason: format!("\"{}\" {reason}", printable(&[b])),
             })?;
         }
         let mut all = vec![field];
@@ -106,7 +106,7 @@ impl Delimiters {
                 return Err(ParseError::InvalidEncodingCharacters {
                     found: printable(enc),
                     reason: format!(
-                        "{} is used twice (MSH-1 and MSH-2 must all differ)",
+                        "\"{}\" is used twice (MSH-1 and MSH-2 must all differ)",
                         printable(&[b])
                     ),
                 });

@@ -280,9 +280,14 @@ fn locate_in_segment<'s>(segment: &'s [u8], path: &Path, d: &Delimiters) -> Opti
     nth_piece(component, d.subcomponent, sub.checked_sub(1)?)
 }
 
+const MLLP_HINT: &str = " (an MLLP framing byte: strip the frame before parsing)";
+
 fn check_start(input: &[u8]) -> Result<(), ParseError> {
     if input.iter().all(u8::is_ascii_whitespace) {
         return Err(ParseError::Empty);
+    }
+    if let Some(&byte @ (0x0b | 0x1c)) = input.first() {
+        return Err(ParseError::ControlByte { index: 1, byte, offset: 0, hint: MLLP_HINT });
     }
     match input.get(..3) {
         Some(b"MSH") => Ok(()),
