@@ -214,6 +214,54 @@ pub fn frame(payload: &[u8]) -> Vec<u8> {
     out.to_vec()
 }
 
+/// The fuzz entry point: decode `data` and assert the decoder's invariants; a panic is a bug.
+///
+/// The first byte picks the limit (bits 0–6) and strictness (bit 7), the second the size
+/// of the chunks the rest is fed in, so one input covers frames split across reads.
+/// Invariants: frames respect the limit and hold no framing bytes, no byte is invented
+/// (frames + framing + junk ≤ input), and errors are only the framing kinds.
+pub fn fuzz_decode(data: &[u8]) {
+    let [control, chunk, wire @ ..] = data else {
+        return;
+    };
+    let config = CodecConfig {
+        max_frame_len: 1 + usize::from(control & 0x7f) * 8,
+        require_trailing_cr: control & 0x80 != 0,
+    };
+    let mut codec = MllpCodec::new(config);
+    let mut buf = BytesMut::new();
+    let mut accounted = 0u64;
+    for piece in wire.chunks(1 + usize::from(*chunk % 64)) {
+        buf.put_slice(piece);
+        loop {
+            match codec.decode(&mut buf) {
+                Ok(Some(frame)) => {
+                    assert!(frame.len() <= config.max_frame_len, "frame over the limit");
+                    assert!(
+                        !frame.contains(&START_BLOCK) && !frame.contains(&END_BLOCK),
+                        "framing byte inside a frame"
+                    );
+                    accounted += frame.len() as u64 + 2;
+                }
+                Ok(None) => break,
+                Err(err) => {
+                    let kind = err.kind();
+                    assert!(
+                        kind == crate::ErrorKind::FrameTooLarge
+                            || (kind == crate::ErrorKind::Framing && config.require_trailing_cr),
+                        "unexpected error {err}"
+                    );
+                    return;
+                }
+            }
+            accounted += codec.take_junk_bytes();
+        }
+        accounted += codec.take_junk_bytes();
+        assert!(accounted <= wire.len() as u64, "decoder invented bytes");
+    }
+    let _ = codec.decode_eof(&mut buf);
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

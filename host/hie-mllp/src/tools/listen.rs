@@ -102,10 +102,8 @@ impl Sink {
             let charset = message.get("MSH-18").ok().flatten().unwrap_or_default();
             let err = MllpError::UnsupportedCharset { charset };
             self.counters.rejected.fetch_add(1, Ordering::Relaxed);
-            return (
-                build_ack(&message, AckCode::AR, Some(&err.to_string())),
-                message.control_id(),
-            );
+            // An ACK echoing an unknown MSH-18 would be unreadable for the sender too.
+            return (build_nak_unparseable(&err.to_string()), message.control_id());
         }
         self.counters.acked.fetch_add(1, Ordering::Relaxed);
         (build_ack(&message, self.ack_code, None), message.control_id())
