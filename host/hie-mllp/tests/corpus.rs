@@ -47,7 +47,11 @@ fn corpus() -> Vec<Case> {
     no_trailing_cr.extend(adt("NOCR"));
     no_trailing_cr.push(0x1c);
     vec![
-        Case { name: "truncated msh", wire: framed(b"MSH|^~"), expect: Expect::Reply(AckCode::AR, "MSH") },
+        Case {
+            name: "truncated msh",
+            wire: framed(b"MSH|^~"),
+            expect: Expect::Reply(AckCode::AR, "MSH"),
+        },
         Case {
             name: "msh without its required fields",
             wire: framed(b"MSH|^~\\&|A|B\r"),
@@ -63,7 +67,11 @@ fn corpus() -> Vec<Case> {
             wire: framed(b"MSHA^~\\&AAABACAD"),
             expect: Expect::Reply(AckCode::AR, "MSH-1"),
         },
-        Case { name: "binary junk in a frame", wire: framed(&binary), expect: Expect::Reply(AckCode::AR, "") },
+        Case {
+            name: "binary junk in a frame",
+            wire: framed(&binary),
+            expect: Expect::Reply(AckCode::AR, ""),
+        },
         Case {
             name: "does not start with msh",
             wire: framed(b"PID|1||123\r"),
@@ -84,21 +92,36 @@ fn corpus() -> Vec<Case> {
             wire: framed(b"MSH|^~\\&|A|B|C|D|20240101||ADT^A01|X4|P|2.5||||||KOI8-R\r"),
             expect: Expect::Reply(AckCode::AR, "unsupported character set"),
         },
-        Case { name: "zero-length frame", wire: framed(b""), expect: Expect::Reply(AckCode::AR, "empty frame") },
-        Case { name: "junk before the start block", wire: junk_then_frame, expect: Expect::Reply(AckCode::AA, "") },
+        Case {
+            name: "zero-length frame",
+            wire: framed(b""),
+            expect: Expect::Reply(AckCode::AR, "empty frame"),
+        },
+        Case {
+            name: "junk before the start block",
+            wire: junk_then_frame,
+            expect: Expect::Reply(AckCode::AA, ""),
+        },
         Case {
             name: "missing carriage return after the end block",
             wire: no_trailing_cr,
             expect: Expect::Reply(AckCode::AA, ""),
         },
-        Case { name: "oversize frame", wire: oversize, expect: Expect::RejectAndClose("65536") },
+        Case {
+            name: "oversize frame",
+            wire: oversize,
+            expect: Expect::RejectAndClose("65536"),
+        },
     ]
 }
 
 #[tokio::test]
 async fn every_malformed_input_gets_the_expected_reply() {
     let config = ListenerConfig {
-        codec: CodecConfig { max_frame_len: MAX_FRAME, ..CodecConfig::default() },
+        codec: CodecConfig {
+            max_frame_len: MAX_FRAME,
+            ..CodecConfig::default()
+        },
         ..ListenerConfig::default()
     };
     let server = start(config, Arc::new(Sink::new(AckCode::AA, None))).await;
@@ -106,21 +129,37 @@ async fn every_malformed_input_gets_the_expected_reply() {
         let mut peer = RawPeer::connect(server.addr).await;
         peer.write(&case.wire).await;
         let reply = peer.read().await;
-        let Read::Frame(reply) = reply else { panic!("{}: connection closed without a reply", case.name) };
-        let ack = hie_hl7::ack::parse_ack(&reply).unwrap_or_else(|e| panic!("{}: reply is not an ack: {e}", case.name));
+        let Read::Frame(reply) = reply else {
+            panic!("{}: connection closed without a reply", case.name)
+        };
+        let ack = hie_hl7::ack::parse_ack(&reply)
+            .unwrap_or_else(|e| panic!("{}: reply is not an ack: {e}", case.name));
         let text = ack.text.clone().unwrap_or_default();
         match case.expect {
             Expect::Reply(code, fragment) => {
                 assert_eq!(ack.code, code, "{}: {text}", case.name);
-                assert!(text.contains(fragment), "{}: {text:?} lacks {fragment:?}", case.name);
+                assert!(
+                    text.contains(fragment),
+                    "{}: {text:?} lacks {fragment:?}",
+                    case.name
+                );
                 peer.send(&adt("NEXT")).await;
                 let next = peer.read_ack().await;
                 assert_eq!(next.code, AckCode::AA, "{}: connection did not go on", case.name);
             }
             Expect::RejectAndClose(fragment) => {
                 assert_eq!(ack.code, AckCode::AR, "{}", case.name);
-                assert!(text.contains(fragment), "{}: {text:?} lacks {fragment:?}", case.name);
-                assert_eq!(peer.read().await, Read::Closed, "{}: connection stayed open", case.name);
+                assert!(
+                    text.contains(fragment),
+                    "{}: {text:?} lacks {fragment:?}",
+                    case.name
+                );
+                assert_eq!(
+                    peer.read().await,
+                    Read::Closed,
+                    "{}: connection stayed open",
+                    case.name
+                );
             }
         }
     }

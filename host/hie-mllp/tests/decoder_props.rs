@@ -30,7 +30,10 @@ fn feed(config: CodecConfig, wire: &[u8], chunks: &[usize]) -> (Vec<Bytes>, Opti
 }
 
 fn payload() -> impl Strategy<Value = Vec<u8>> {
-    prop::collection::vec(any::<u8>().prop_filter("no framing bytes", |b| *b != START_BLOCK && *b != END_BLOCK), 0..300)
+    prop::collection::vec(
+        any::<u8>().prop_filter("no framing bytes", |b| *b != START_BLOCK && *b != END_BLOCK),
+        0..300,
+    )
 }
 
 fn chunks() -> impl Strategy<Value = Vec<usize>> {

@@ -28,7 +28,10 @@ fn options(addr: String, connections: usize, window: usize) -> SendOptions {
     SendOptions {
         client: ClientConfig {
             ack_timeout: Duration::from_secs(5),
-            backoff: Backoff { initial: Duration::from_millis(10), max: Duration::from_millis(50) },
+            backoff: Backoff {
+                initial: Duration::from_millis(10),
+                max: Duration::from_millis(50),
+            },
             connect_attempts: 2,
             ..ClientConfig::new(addr)
         },
@@ -79,7 +82,10 @@ async fn listen_answers_the_configured_code_and_writes_files() {
     assert_eq!(report.ack_codes.get("AR"), Some(&1));
     assert!(report.all_acked() && !report.all_accepted());
     let listened = session.stop().await.expect("stop");
-    assert_eq!((listened.sink.acked, listened.sink.rejected, listened.sink.written), (3, 1, 4));
+    assert_eq!(
+        (listened.sink.acked, listened.sink.rejected, listened.sink.written),
+        (3, 1, 4)
+    );
     let mut names: Vec<_> = std::fs::read_dir(dir.path())
         .expect("out dir")
         .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
@@ -103,7 +109,12 @@ async fn sending_to_nothing_counts_every_message_as_refused() {
     let probe = tokio::net::TcpListener::bind(loopback()).await.expect("bind");
     let addr = probe.local_addr().expect("addr");
     drop(probe);
-    let report = send(generate_adt_a01(10, "NONE"), &options(addr.to_string(), 2, 4), Arc::default()).await;
+    let report = send(
+        generate_adt_a01(10, "NONE"),
+        &options(addr.to_string(), 2, 4),
+        Arc::default(),
+    )
+    .await;
     assert_eq!(report.sent, 0);
     assert_eq!(report.errors.get("connection_refused"), Some(&10));
     assert_eq!(report.without_ack(), 10);
@@ -136,7 +147,12 @@ async fn a_receiver_that_never_acks_counts_timeouts() {
 #[tokio::test]
 async fn report_serializes_to_one_json_object() {
     let session = sink(AckCode::AA, None).await;
-    let report = send(generate_adt_a01(5, "J"), &options(session.local_addr().to_string(), 1, 2), Arc::default()).await;
+    let report = send(
+        generate_adt_a01(5, "J"),
+        &options(session.local_addr().to_string(), 1, 2),
+        Arc::default(),
+    )
+    .await;
     let json = serde_json::to_value(&report).expect("json");
     assert_eq!(json["ack_codes"]["AA"], 5);
     assert!(json["latency"]["p99_ms"].is_number());
