@@ -468,29 +468,12 @@ impl Checker<'_> {
                 }))
             }
             "mllp-out" => {
-                let mut reply_actions = BTreeMap::new();
-                for (code, action) in t.reply_actions.iter().flatten() {
-                    let field = format!("{f}.reply_actions.{code}");
-                    if !["AA", "AE", "AR", "CA", "CE", "CR"].contains(&code.as_str()) {
-                        self.err(Some(action.span()), &field, format!("unknown ack code {code:?}"));
-                        continue;
-                    }
-                    let a = match action.get_ref().as_str() {
-                        "accept" => ReplyAction::Accept,
-                        "retry" => ReplyAction::Retry,
-                        "fail" => ReplyAction::Fail,
-                        "dead-letter" => ReplyAction::DeadLetter,
-                        other => {
-                            self.err(
-                                Some(action.span()),
-                                &field,
-                                format!("unknown action {other:?}, expected \"accept\", \"retry\", \"fail\" or \"dead-letter\""),
-                            );
-                            continue;
-                        }
-                    };
-                    reply_actions.insert(code.clone(), a);
-                }
+                let reply_actions = t.reply_actions.as_ref().map(|r| r.get_ref().clone());
+                let reply_actions_location = t
+                    .reply_actions
+                    .as_ref()
+                    .map(|r| self.line(r.span()))
+                    .unwrap_or_default();
                 let connect_timeout = dur(self, &t.connect_timeout, "connect_timeout", Duration::from_secs(5));
                 let ack_timeout = dur(self, &t.ack_timeout, "ack_timeout", Duration::from_secs(30));
                 Some(AdapterConfig::MllpOut(MllpOutConfig {
@@ -499,6 +482,7 @@ impl Checker<'_> {
                     connect_timeout,
                     ack_timeout,
                     reply_actions,
+                    reply_actions_location,
                 }))
             }
             "file-in" => {
@@ -805,12 +789,7 @@ fn present_adapter_fields(t: &AdapterTable) -> Vec<(&'static str, Range<usize>)>
     add("max_connections", t.max_connections.as_ref().map(|v| v.span()));
     add("ack_timeout", t.ack_timeout.as_ref().map(|v| v.span()));
     add("connect_timeout", t.connect_timeout.as_ref().map(|v| v.span()));
-    add(
-        "reply_actions",
-        t.reply_actions
-            .as_ref()
-            .and_then(|m| m.values().next().map(|v| v.span())),
-    );
+    add("reply_actions", t.reply_actions.as_ref().map(|v| v.span()));
     add("dir", t.dir.as_ref().map(|v| v.span()));
     add("suffix", t.suffix.as_ref().map(|v| v.span()));
     add("poll_interval", t.poll_interval.as_ref().map(|v| v.span()));
@@ -908,7 +887,7 @@ targets = ["out"]
 [[items]]
 name = "out"
 kind = "operation"
-adapter = { type = "mllp-out", host = "127.0.0.1", port = 2576, reply_actions = { AE = "dead-letter" } }
+adapter = { type = "mllp-out", host = "127.0.0.1", port = 2576, reply_actions = ":?E=S" }
 execution = { mode = "single_process" }
 limits = { memory = "64MiB", deadline = "5s" }
 "#;
@@ -934,7 +913,7 @@ limits = { memory = "64MiB", deadline = "5s" }
         let out = p.item("out").unwrap();
         assert_eq!(out.limits.memory, Some(64 << 20));
         let Some(AdapterConfig::MllpOut(m)) = &out.adapter else { panic!() };
-        assert_eq!(m.reply_actions["AE"], ReplyAction::DeadLetter);
+        assert_eq!(m.reply_actions.as_deref(), Some(":?E=S"));
         assert_eq!(p.hook("audit").unwrap().plugin.reference, PluginRef::File("hooks/audit.wasm".into()));
     }
 

@@ -220,19 +220,6 @@ pub struct MllpInConfig {
     pub ack_timeout: Duration,
 }
 
-/// What an `mllp-out` operation does with a reply code.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ReplyAction {
-    /// Delivered.
-    Accept,
-    /// Try again later (retryable failure).
-    Retry,
-    /// Fail the message (permanent failure).
-    Fail,
-    /// Move the message to the dead-letter queue.
-    DeadLetter,
-}
-
 /// `mllp-out` settings.
 #[derive(Debug, Clone, PartialEq)]
 pub struct MllpOutConfig {
@@ -244,8 +231,10 @@ pub struct MllpOutConfig {
     pub connect_timeout: Duration,
     /// ACK wait.
     pub ack_timeout: Duration,
-    /// Action per ACK code (`AA`, `AE`, `AR`, `CA`, `CE`, `CR`); missing codes use the defaults.
-    pub reply_actions: BTreeMap<String, ReplyAction>,
+    /// Reply-code policy text (`None`: the MLLP client's default); parsed when the engine is built.
+    pub reply_actions: Option<String>,
+    /// Line of the `reply_actions` field, for errors found when it is parsed.
+    pub reply_actions_location: Location,
 }
 
 /// `file-in` settings.

@@ -119,8 +119,9 @@ pub struct AdapterTable {
     pub ack_timeout: Option<Spanned<String>>,
     /// `mllp-out`: connect timeout.
     pub connect_timeout: Option<Spanned<String>>,
-    /// `mllp-out`: what to do per ACK code, e.g. `{ AE = "fail", AR = "dead-letter" }`.
-    pub reply_actions: Option<BTreeMap<String, Spanned<String>>>,
+    /// `mllp-out`: reply-code policy, IRIS (`":?R=RF,:?E=S"`) or native
+    /// (`"accept=complete, error=retry-then-fail"`) spelling.
+    pub reply_actions: Option<Spanned<String>>,
     /// `file-in`, `file-out`: the directory.
     pub dir: Option<Spanned<String>>,
     /// `file-in`: only files whose name ends with this suffix (e.g. `.hl7`).

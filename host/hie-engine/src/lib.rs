@@ -1,1 +1,30 @@
-//! HIE engine (being built).
+//! The HIE engine: a production's items with their queues and workers, routing
+//! by outcome, the request/reply broker, lifecycle control, and the inbound and
+//! outbound adapters.
+//!
+//! The engine sees business logic only through [`PluginFactory`] and
+//! [`hie_core::Plugin`], so it runs WebAssembly plugins (`hie-wasm`) and native
+//! test doubles alike.
+#![forbid(unsafe_code)]
+
+pub mod adapters;
+mod dead_letter;
+mod delivery;
+mod engine;
+mod error;
+mod executor;
+mod hooks;
+pub mod outward;
+mod plugin;
+mod queue;
+mod worker;
+
+pub use dead_letter::{DEAD_LETTER_LIMIT, DeadLetter, DeadLetterQueue};
+pub use delivery::{Delivery, InboundResult, InboundWaiter, ReplyTo, Work};
+pub use engine::{Engine, ItemState, ItemStatus, preflight};
+pub use error::EngineError;
+pub use executor::{Executor, WorkerJoin};
+pub use hooks::{BeforeAction, ErrorAction, HookChain, MessageHook};
+pub use plugin::{ItemInstance, OutboundAdapter, PassThrough, PluginFactory};
+pub use queue::{ItemQueue, Lease, PushError, QueueStats, Ticket};
+pub use worker::{MessageContext, current_message};

@@ -1,0 +1,174 @@
+//! Outbound adapters of operations: `mllp-out` (one MLLP connection per worker,
+//! replies judged by the reply-code policy) and `file-out` (atomic writes).
+
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use bytes::Bytes;
+use hie_config::{AdapterConfig, FileOutConfig, ItemConfig, MllpOutConfig};
+use hie_core::{Envelope, Failure, Outcome, Plugin, PluginError};
+use hie_mllp::client::{ClientConfig, MllpClient};
+use hie_mllp::policy::{FinalAction, ReplyCodeActions, ReplyOutcome};
+use tokio::runtime::Handle;
+
+use crate::error::EngineError;
+use crate::outward;
+use crate::plugin::{ItemInstance, OutboundAdapter};
+
+/// What an operation's workers need to open their adapter.
+#[derive(Debug, Clone)]
+pub enum OutboundSpec {
+    /// An MLLP client per worker.
+    Mllp {
+        /// Client settings.
+        client: ClientConfig,
+        /// Reply-code policy.
+        policy: ReplyCodeActions,
+    },
+    /// A file writer.
+    File(FileOutConfig),
+}
+
+impl OutboundSpec {
+    /// The spec of `item`'s adapter, if it has an outbound one; parses the reply policy.
+    pub fn for_item(item: &ItemConfig, file: &std::path::Path) -> Result<Option<OutboundSpec>, EngineError> {
+        match &item.adapter {
+            Some(AdapterConfig::MllpOut(m)) => Ok(Some(mllp_spec(item, m, file)?)),
+            Some(AdapterConfig::FileOut(f)) => Ok(Some(OutboundSpec::File(f.clone()))),
+            _ => Ok(None),
+        }
+    }
+
+    /// A fresh adapter for one worker.
+    pub fn open(&self, runtime: &Handle) -> Box<dyn OutboundAdapter> {
+        match self {
+            OutboundSpec::Mllp { client, policy } => Box::new(MllpOut {
+                client: MllpClient::new(client.clone()),
+                policy: policy.clone(),
+                runtime: runtime.clone(),
+            }),
+            OutboundSpec::File(f) => Box::new(FileOut {
+                dir: f.dir.clone(),
+                template: f.filename.clone(),
+                written: AtomicU64::new(0),
+            }),
+        }
+    }
+}
+
+fn mllp_spec(item: &ItemConfig, m: &MllpOutConfig, file: &std::path::Path) -> Result<OutboundSpec, EngineError> {
+    let policy = match &m.reply_actions {
+        Some(text) => ReplyCodeActions::parse(text).map_err(|e| EngineError::Invalid {
+            file: file.display().to_string(),
+            line: m.reply_actions_location.line,
+            item: item.name.clone(),
+            field: "adapter.reply_actions".into(),
+            message: e.to_string(),
+        })?,
+        None => ReplyCodeActions::default(),
+    };
+    let mut client = ClientConfig::new(format!("{}:{}", m.host, m.port));
+    client.connect_timeout = m.connect_timeout;
+    client.ack_timeout = m.ack_timeout;
+    Ok(OutboundSpec::Mllp { client, policy })
+}
+
+/// One MLLP connection with its reply-code policy.
+struct MllpOut {
+    client: MllpClient,
+    policy: ReplyCodeActions,
+    runtime: Handle,
+}
+
+impl OutboundAdapter for MllpOut {
+    fn call(&mut self, request: &[u8]) -> Result<Bytes, Failure> {
+        let result = self.runtime.block_on(self.client.call(request));
+        let sent_id = hie_hl7::Message::parse(request).ok().and_then(|m| m.control_id());
+        let verdict = match &result {
+            Ok(reply) => {
+                let ack = hie_hl7::Message::parse(reply).ok();
+                let code = ack.as_ref().and_then(|a| a.get("MSA-1").ok().flatten());
+                let acked_id = ack.as_ref().and_then(|a| a.get("MSA-2").ok().flatten());
+                let mismatch = matches!((&sent_id, &acked_id), (Some(s), Some(a)) if s != a);
+                self.policy.evaluate(&ReplyOutcome::Reply {
+                    code: code.as_deref(),
+                    control_id_mismatch: mismatch,
+                    type_mismatch: false,
+                })
+            }
+            Err(err) => self.policy.evaluate(&ReplyOutcome::NoReply(err)),
+        };
+        for warning in &verdict.warnings {
+            tracing::warn!(addr = %self.client.config().addr, rule = %warning, "mllp reply matched a warning rule");
+        }
+        match result {
+            Ok(reply) if verdict.action.is_done() => Ok(reply),
+            Ok(reply) => {
+                let info = hie_hl7::ack::parse_ack(&reply).ok();
+                let text = info
+                    .and_then(|i| i.text.map(|t| format!("{}: {t}", i.code)))
+                    .unwrap_or_else(|| "reply not accepted".into());
+                Err(outward::reply_failure(verdict.action.retry, verdict.action.then, text))
+            }
+            Err(err) => {
+                let then = if verdict.action.is_done() { FinalAction::Fail } else { verdict.action.then };
+                Err(outward::reply_failure(verdict.action.retry, then, err.to_string()))
+            }
+        }
+    }
+}
+
+/// Writes each request to its own file, atomically (temp name, then rename).
+struct FileOut {
+    dir: PathBuf,
+    template: String,
+    written: AtomicU64,
+}
+
+impl OutboundAdapter for FileOut {
+    fn call(&mut self, request: &[u8]) -> Result<Bytes, Failure> {
+        let n = self.written.fetch_add(1, Ordering::Relaxed);
+        let id = uuid::Uuid::now_v7().to_string();
+        let name = self.template.replace("{id}", &id).replace("{n}", &n.to_string());
+        write_atomically(&self.dir, &name, request)
+            .map(|()| Bytes::new())
+            .map_err(|e| Failure::transient("file-write", format!("cannot write {name}: {e}")))
+    }
+}
+
+/// Write `data` to `dir/name` through a temporary file in the same directory.
+pub fn write_atomically(dir: &std::path::Path, name: &str, data: &[u8]) -> std::io::Result<()> {
+    std::fs::create_dir_all(dir)?;
+    let tmp = dir.join(format!(".{name}.tmp"));
+    std::fs::write(&tmp, data)?;
+    std::fs::rename(&tmp, dir.join(name))
+}
+
+/// The built-in logic of an operation without a plugin: hand the body to the
+/// adapter; the peer's reply (the ACK) becomes the reply to a waiting requester.
+pub struct AdapterSend {
+    adapter: Box<dyn OutboundAdapter>,
+    source: String,
+}
+
+impl AdapterSend {
+    /// Send through `adapter` on behalf of the item `source`.
+    pub fn new(adapter: Box<dyn OutboundAdapter>, source: &str) -> Self {
+        AdapterSend {
+            adapter,
+            source: source.to_string(),
+        }
+    }
+}
+
+impl Plugin for AdapterSend {
+    fn call(&mut self, msg: Envelope) -> Result<Outcome, PluginError> {
+        match self.adapter.call(&msg.body) {
+            Ok(reply) if reply.is_empty() => Ok(Outcome::Done),
+            Ok(reply) => Ok(Outcome::Reply(msg.derive(self.source.clone(), reply))),
+            Err(f) => Err(PluginError::Failed(f)),
+        }
+    }
+}
+
+impl ItemInstance for AdapterSend {}

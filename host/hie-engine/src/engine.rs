@@ -1,0 +1,752 @@
+//! The running production: items with their queues and workers, message
+//! delivery between them, the request/reply broker, and lifecycle control.
+
+use std::collections::{HashMap, VecDeque};
+use std::net::SocketAddr;
+use std::sync::{Arc, Weak};
+use std::time::{Duration, Instant};
+
+use hie_config::{ItemConfig, ItemKind, Overflow, Production, QueueKind, RestartPolicy};
+use hie_core::{Envelope, Failure, HostApi, LogLevel, MessageId, now_ms};
+use parking_lot::Mutex;
+use tokio::runtime::Handle;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::adapters::outbound::OutboundSpec;
+use crate::adapters::{file_in, mllp_in};
+use crate::dead_letter::{DeadLetter, DeadLetterQueue};
+use crate::delivery::{Delivery, InboundResult, ReplyTo, Work};
+use crate::error::EngineError;
+use crate::executor::{Executor, WorkerJoin};
+use crate::outward;
+use crate::plugin::PluginFactory;
+use crate::queue::{ItemQueue, PushError, QueueStats};
+use crate::worker;
+
+/// The state of an item as an operator sees it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ItemState {
+    /// Workers take messages.
+    Running,
+    /// Workers hold back; the queue accepts up to capacity.
+    Paused,
+    /// Stopped by an operator; messages to it are refused.
+    Disabled,
+    /// Stopped by its restart policy; its queue keeps what it holds.
+    Failed,
+    /// The production is stopping.
+    Stopping,
+}
+
+/// An item's state and queue counters.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ItemStatus {
+    /// Name.
+    pub name: String,
+    /// State.
+    pub state: ItemState,
+    /// Queue counters.
+    pub queue: QueueStats,
+    /// Worker restarts so far.
+    pub restarts: u64,
+}
+
+/// One item at run time.
+pub(crate) struct ItemRuntime {
+    pub config: ItemConfig,
+    pub queue: ItemQueue,
+    pub executor: Executor,
+    pub outbound: Option<OutboundSpec>,
+    pub state: Mutex<ItemState>,
+    restart_times: Mutex<VecDeque<Instant>>,
+    restarts_total: Mutex<u64>,
+    workers: Mutex<Vec<WorkerJoin>>,
+}
+
+impl ItemRuntime {
+    /// The key of `msg` in this item's keyed queue.
+    fn key_of(&self, msg: &Envelope) -> Option<String> {
+        let QueueKind::Keyed { key } = &self.config.queue.kind else {
+            return None;
+        };
+        let value = hie_hl7::Message::parse(&msg.body)
+            .ok()
+            .and_then(|m| m.get(key).ok().flatten());
+        Some(value.unwrap_or_default())
+    }
+
+    pub fn is_accepting(&self) -> bool {
+        matches!(
+            *self.state.lock(),
+            ItemState::Running | ItemState::Paused | ItemState::Failed
+        )
+    }
+
+    pub fn set_state(&self, state: ItemState) {
+        *self.state.lock() = state;
+    }
+}
+
+/// Why a send did not queue the message.
+#[derive(Debug)]
+pub(crate) struct SendError {
+    pub failure: Failure,
+    /// The message is already in the dead-letter queue (overflow `dead-letter`).
+    pub dead_lettered: bool,
+    /// The refused message, when it is not in the dead-letter queue.
+    pub message: Option<Envelope>,
+}
+
+/// What workers and adapters share.
+pub(crate) struct Shared {
+    pub production: Production,
+    pub items: HashMap<String, Arc<ItemRuntime>>,
+    pub dead_letters: DeadLetterQueue,
+    pub factory: Arc<dyn PluginFactory>,
+    pub runtime: Handle,
+    pub host: Arc<EngineHost>,
+}
+
+impl Shared {
+    pub fn item(&self, name: &str) -> Option<&Arc<ItemRuntime>> {
+        self.items.get(name)
+    }
+
+    /// Queue `delivery` for `target` from a thread, honouring the target's overflow.
+    /// On failure the delivery's waiter has been told.
+    pub fn deliver(&self, target: &str, delivery: Delivery, wait: Option<Duration>) -> Result<(), SendError> {
+        let item = match self.accepting(target) {
+            Ok(item) => item,
+            Err(f) => return Err(self.refuse(delivery, f, None)),
+        };
+        let key = delivery.envelope().and_then(|m| item.key_of(m));
+        let pushed = match item.config.queue.overflow {
+            Overflow::Block => item.queue.push_blocking(delivery, key, wait),
+            Overflow::Reject | Overflow::DeadLetter => item.queue.try_push(delivery, key),
+        };
+        self.after_push(item, pushed)
+    }
+
+    /// Queue `delivery` for `target` from an async task (inbound adapters): a full
+    /// `block` queue makes the task wait, which stops reading the socket.
+    pub async fn deliver_async(&self, target: &str, delivery: Delivery) -> Result<(), SendError> {
+        let item = match self.accepting(target) {
+            Ok(item) => item,
+            Err(f) => return Err(self.refuse(delivery, f, None)),
+        };
+        let key = delivery.envelope().and_then(|m| item.key_of(m));
+        let pushed = match item.config.queue.overflow {
+            Overflow::Block => item.queue.push_async(delivery, key).await,
+            Overflow::Reject | Overflow::DeadLetter => item.queue.try_push(delivery, key),
+        };
+        self.after_push(item, pushed)
+    }
+
+    fn accepting(&self, target: &str) -> Result<&Arc<ItemRuntime>, Failure> {
+        let Some(item) = self.items.get(target) else {
+            return Err(Failure::permanent(
+                outward::UNKNOWN_TARGET,
+                format!("no item named {target:?}"),
+            ));
+        };
+        if !item.is_accepting() {
+            return Err(Failure::transient(
+                outward::ITEM_UNAVAILABLE,
+                format!("item {target} is not taking messages"),
+            ));
+        }
+        Ok(item)
+    }
+
+    fn after_push(&self, item: &ItemRuntime, pushed: Result<(), PushError>) -> Result<(), SendError> {
+        match pushed {
+            Ok(()) => Ok(()),
+            Err(PushError::Closed(d)) => Err(self.refuse(
+                d,
+                Failure::transient(
+                    outward::ITEM_UNAVAILABLE,
+                    format!("item {} is not taking messages", item.config.name),
+                ),
+                None,
+            )),
+            Err(PushError::Full(d)) => {
+                let failure = Failure::transient(
+                    outward::QUEUE_FULL,
+                    format!("queue of item {} is full ({})", item.config.name, item.queue.capacity()),
+                );
+                let dead_letter = item.config.queue.overflow == Overflow::DeadLetter;
+                Err(self.refuse(d, failure, dead_letter.then_some(item.config.name.as_str())))
+            }
+        }
+    }
+
+    /// Tell the waiter of a delivery that was not queued; dead-letter it (as meant
+    /// for `dead_letter`) if asked.
+    pub fn refuse(&self, delivery: Delivery, failure: Failure, dead_letter: Option<&str>) -> SendError {
+        let Delivery { work, reply_to } = delivery;
+        let mut message = match work {
+            Work::Message(m) => Some(m),
+            Work::Reply { .. } => None,
+        };
+        if let Some(item) = dead_letter
+            && let Some(m) = message.take()
+        {
+            self.dead_letters.put(item, m, failure.clone());
+        }
+        match reply_to {
+            ReplyTo::Inbound(w) => w.resolve(InboundResult::Refused(failure.clone())),
+            other => self.resolve(other, Err(failure.clone())),
+        }
+        SendError {
+            failure,
+            dead_lettered: dead_letter.is_some(),
+            message,
+        }
+    }
+
+    /// Tell whoever waits for a delivery how it ended: `Ok(Some)` a reply,
+    /// `Ok(None)` done without a reply, `Err` a failure.
+    pub fn resolve(&self, reply_to: ReplyTo, result: Result<Option<Envelope>, Failure>) {
+        match reply_to {
+            ReplyTo::Nobody => {}
+            ReplyTo::Sync(tx) => {
+                let reply = result.and_then(|r| {
+                    r.ok_or_else(|| Failure::permanent(outward::NO_REPLY, "the target finished without a reply"))
+                });
+                let _ = tx.send(reply);
+            }
+            ReplyTo::Async { item, correlation_id } => {
+                let reply = result.and_then(|r| {
+                    r.ok_or_else(|| Failure::permanent(outward::NO_REPLY, "the target finished without a reply"))
+                });
+                let Some(requester) = self.items.get(&item) else { return };
+                let delivery = Delivery {
+                    work: Work::Reply {
+                        correlation_id: correlation_id.clone(),
+                        result: reply,
+                    },
+                    reply_to: ReplyTo::Nobody,
+                };
+                if requester.queue.push_force(delivery, None).is_err() {
+                    tracing::warn!(item = %item, correlation_id = %correlation_id, "reply dropped: requester is stopped");
+                }
+            }
+            ReplyTo::Inbound(w) => w.resolve(match result {
+                Ok(Some(reply)) => InboundResult::Replied(reply.body),
+                Ok(None) => InboundResult::Accepted,
+                Err(f) => InboundResult::Failed(f),
+            }),
+        }
+    }
+
+    /// Count a worker failure against the item's restart policy. `Some(backoff)`:
+    /// restart after waiting that long; `None`: the item is now failed.
+    pub fn restart_decision(&self, item: &ItemRuntime, reason: &str) -> Option<Duration> {
+        let policy = item.config.restart;
+        let name = &item.config.name;
+        if policy.policy == RestartPolicy::Never {
+            self.mark_failed(item, reason);
+            return None;
+        }
+        let now = Instant::now();
+        let mut times = item.restart_times.lock();
+        while times.front().is_some_and(|t| now.duration_since(*t) > policy.within) {
+            times.pop_front();
+        }
+        if times.len() >= policy.max_restarts as usize {
+            drop(times);
+            self.mark_failed(item, reason);
+            return None;
+        }
+        times.push_back(now);
+        let n = times.len() as u32;
+        drop(times);
+        *item.restarts_total.lock() += 1;
+        let backoff = policy
+            .backoff
+            .saturating_mul(2u32.saturating_pow(n.saturating_sub(1)))
+            .min(policy.max_backoff);
+        tracing::warn!(item = %name, reason, restart = n, backoff_ms = backoff.as_millis() as u64, "worker restarting");
+        Some(backoff)
+    }
+
+    fn mark_failed(&self, item: &ItemRuntime, reason: &str) {
+        let mut state = item.state.lock();
+        if *state == ItemState::Failed {
+            return;
+        }
+        *state = ItemState::Failed;
+        drop(state);
+        tracing::error!(item = %item.config.name, reason, "item failed: restart policy exhausted");
+        item.queue.next_epoch();
+    }
+}
+
+/// The engine's implementation of the plugin host imports.
+pub(crate) struct EngineHost {
+    shared: Weak<Shared>,
+}
+
+impl EngineHost {
+    fn shared(&self) -> Result<Arc<Shared>, Failure> {
+        self.shared
+            .upgrade()
+            .ok_or_else(|| Failure::permanent("no-engine", "the production has stopped"))
+    }
+
+    /// A plugin-made message as it leaves `from` for `target`.
+    fn outgoing(from: &str, target: &str, mut msg: Envelope) -> Envelope {
+        let ctx = worker::current_message();
+        msg.id = uuid::Uuid::now_v7();
+        if let Some(ctx) = &ctx {
+            msg.session_id = ctx.session_id;
+            msg.parent_id = Some(ctx.message_id);
+        } else if msg.session_id.is_nil() {
+            msg.session_id = msg.id;
+        }
+        msg.source = from.to_string();
+        msg.target = target.to_string();
+        msg.attempt = 1;
+        msg.created_at_ms = now_ms();
+        msg
+    }
+}
+
+impl HostApi for EngineHost {
+    fn log(&self, item: &str, level: LogLevel, text: &str) {
+        match level {
+            LogLevel::Trace => tracing::trace!(item, "{text}"),
+            LogLevel::Debug => tracing::debug!(item, "{text}"),
+            LogLevel::Info => tracing::info!(item, "{text}"),
+            LogLevel::Warn => tracing::warn!(item, "{text}"),
+            LogLevel::Error => tracing::error!(item, "{text}"),
+        }
+    }
+
+    fn lookup(&self, table: &str, key: &str) -> Option<String> {
+        let shared = self.shared.upgrade()?;
+        shared.production.lookups.get(table)?.get(key).cloned()
+    }
+
+    fn send(&self, from: &str, target: &str, msg: Envelope) -> Result<(), Failure> {
+        let shared = self.shared()?;
+        let msg = Self::outgoing(from, target, msg);
+        shared
+            .deliver(target, Delivery::message(msg), None)
+            .map_err(|e| e.failure)
+    }
+
+    fn send_request_sync(&self, from: &str, target: &str, msg: Envelope, timeout_ms: u32) -> Result<Envelope, Failure> {
+        let shared = self.shared()?;
+        let timeout = Duration::from_millis(u64::from(timeout_ms));
+        if target == from && shared.item(from).is_some_and(|i| i.executor.workers() == 1) {
+            return Err(Failure::transient(
+                outward::TIMEOUT,
+                format!("item {from} would wait on itself: it has one worker"),
+            ));
+        }
+        let mut msg = Self::outgoing(from, target, msg);
+        let correlation_id = uuid::Uuid::now_v7();
+        msg.correlation_id = Some(correlation_id);
+        let deadline = Instant::now() + timeout;
+        let (tx, rx) = crossbeam_channel::bounded(1);
+        let delivery = Delivery {
+            work: Work::Message(msg),
+            reply_to: ReplyTo::Sync(tx),
+        };
+        tracing::debug!(item = from, target, correlation_id = %correlation_id, "request sent");
+        shared.deliver(target, delivery, Some(timeout)).map_err(|e| e.failure)?;
+        drop(shared);
+        let left = deadline.saturating_duration_since(Instant::now());
+        match rx.recv_timeout(left) {
+            Ok(reply) => reply,
+            Err(_) => Err(Failure::transient(
+                outward::TIMEOUT,
+                format!("no reply from {target} within {timeout_ms} ms"),
+            )),
+        }
+    }
+
+    fn send_request_async(&self, from: &str, target: &str, msg: Envelope) -> Result<String, Failure> {
+        let shared = self.shared()?;
+        let mut msg = Self::outgoing(from, target, msg);
+        let correlation_id = uuid::Uuid::now_v7();
+        msg.correlation_id = Some(correlation_id);
+        let delivery = Delivery {
+            work: Work::Message(msg),
+            reply_to: ReplyTo::Async {
+                item: from.to_string(),
+                correlation_id: correlation_id.to_string(),
+            },
+        };
+        shared.deliver(target, delivery, None).map_err(|e| e.failure)?;
+        Ok(correlation_id.to_string())
+    }
+
+    fn counter_add(&self, item: &str, name: &str, value: u64) {
+        tracing::trace!(item, counter = name, value, "plugin counter");
+    }
+
+    fn histogram_record(&self, item: &str, name: &str, value: f64) {
+        tracing::trace!(item, histogram = name, value, "plugin histogram");
+    }
+}
+
+/// A running production.
+pub struct Engine {
+    shared: Arc<Shared>,
+    shutdown: CancellationToken,
+    inbound: TaskTracker,
+    listeners: HashMap<String, SocketAddr>,
+}
+
+impl std::fmt::Debug for Engine {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Engine")
+            .field("production", &self.shared.production.name)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The order items start in: operations, then processes, then services.
+fn start_rank(kind: ItemKind) -> u8 {
+    match kind {
+        ItemKind::Operation => 0,
+        ItemKind::Process => 1,
+        ItemKind::Service => 2,
+    }
+}
+
+/// Check what only the engine knows without starting anything: execution modes
+/// it supports and adapter settings it parses (reply-code policies).
+pub fn preflight(production: &Production) -> Vec<EngineError> {
+    let runtime = match Handle::try_current() {
+        Ok(h) => Some(h),
+        Err(_) => None,
+    };
+    let mut errors = Vec::new();
+    for item in &production.items {
+        if let Some(rt) = &runtime
+            && let Err(e) = Executor::for_item(item, rt)
+        {
+            errors.push(e);
+        } else if runtime.is_none() && matches!(item.execution, hie_config::Execution::MultiProcess { .. }) {
+            errors.push(EngineError::Unsupported {
+                item: item.name.clone(),
+                what: "execution mode \"multi_process\"".into(),
+            });
+        }
+        if let Err(e) = OutboundSpec::for_item(item, &production.file) {
+            errors.push(e);
+        }
+    }
+    errors
+}
+
+impl Engine {
+    /// Build and start `production` (its plugins resolved) on the current tokio
+    /// runtime: operations first, then processes, then services and their listeners.
+    pub async fn start(production: Production, factory: Arc<dyn PluginFactory>) -> Result<Engine, EngineError> {
+        let runtime = Handle::try_current().map_err(|_| EngineError::NoRuntime)?;
+        let mut items = HashMap::new();
+        for config in &production.items {
+            let executor = Executor::for_item(config, &runtime)?;
+            let outbound = OutboundSpec::for_item(config, &production.file)?;
+            let state = if config.enabled { ItemState::Running } else { ItemState::Disabled };
+            let item = ItemRuntime {
+                queue: ItemQueue::new(&config.queue.kind, config.queue.capacity),
+                config: config.clone(),
+                executor,
+                outbound,
+                state: Mutex::new(state),
+                restart_times: Mutex::new(VecDeque::new()),
+                restarts_total: Mutex::new(0),
+                workers: Mutex::new(Vec::new()),
+            };
+            if !config.enabled {
+                item.queue.close();
+            }
+            items.insert(config.name.clone(), Arc::new(item));
+        }
+        let shared = Arc::new_cyclic(|weak| Shared {
+            production,
+            items,
+            dead_letters: DeadLetterQueue::default(),
+            factory,
+            runtime: runtime.clone(),
+            host: Arc::new(EngineHost { shared: weak.clone() }),
+        });
+        let mut order: Vec<&Arc<ItemRuntime>> = shared.items.values().collect();
+        order.sort_by_key(|i| (start_rank(i.config.kind), i.config.location.line));
+        for item in &order {
+            if item.config.enabled {
+                start_workers(&shared, item)?;
+            }
+        }
+        let mut engine = Engine {
+            shared: Arc::clone(&shared),
+            shutdown: CancellationToken::new(),
+            inbound: TaskTracker::new(),
+            listeners: HashMap::new(),
+        };
+        for item in order {
+            match &item.config.adapter {
+                Some(hie_config::AdapterConfig::MllpIn(cfg)) if item.config.enabled => {
+                    let addr = mllp_in::start(&shared, item, cfg, &engine.inbound, engine.shutdown.clone()).await?;
+                    engine.listeners.insert(item.config.name.clone(), addr);
+                }
+                Some(hie_config::AdapterConfig::FileIn(cfg)) if item.config.enabled => {
+                    file_in::start(&shared, item, cfg, &engine.inbound, engine.shutdown.clone())?;
+                }
+                _ => {}
+            }
+        }
+        tracing::info!(production = %shared.production.name, items = shared.items.len(), "production started");
+        Ok(engine)
+    }
+
+    /// The production's name.
+    pub fn name(&self) -> &str {
+        &self.shared.production.name
+    }
+
+    /// The address an `mllp-in` item listens on.
+    pub fn listener_addr(&self, item: &str) -> Option<SocketAddr> {
+        self.listeners.get(item).copied()
+    }
+
+    /// The host imports as plugins see them (for tools and tests).
+    pub fn host(&self) -> Arc<dyn HostApi> {
+        self.shared.host.clone()
+    }
+
+    /// Send `msg` to `target` as if an item had (fire and forget).
+    pub fn send(&self, target: &str, msg: Envelope) -> Result<(), Failure> {
+        let shared = Arc::clone(&self.shared);
+        let target = target.to_string();
+        shared
+            .deliver(&target, Delivery::message(msg), Some(Duration::from_secs(30)))
+            .map_err(|e| e.failure)
+    }
+
+    /// Every item's status, in file order.
+    pub fn status(&self) -> Vec<ItemStatus> {
+        let mut all: Vec<(usize, ItemStatus)> = self
+            .shared
+            .items
+            .values()
+            .map(|i| (i.config.location.line, status_of(i)))
+            .collect();
+        all.sort_by_key(|(line, _)| *line);
+        all.into_iter().map(|(_, s)| s).collect()
+    }
+
+    /// One item's status.
+    pub fn item_status(&self, item: &str) -> Result<ItemStatus, EngineError> {
+        Ok(status_of(self.item(item)?))
+    }
+
+    fn item(&self, name: &str) -> Result<&Arc<ItemRuntime>, EngineError> {
+        self.shared
+            .items
+            .get(name)
+            .ok_or_else(|| EngineError::UnknownItem(name.to_string()))
+    }
+
+    /// Hold an item's workers back; its queue accepts up to capacity, then
+    /// applies backpressure (or its overflow rule).
+    pub fn pause(&self, item: &str) -> Result<(), EngineError> {
+        let item = self.item(item)?;
+        item.queue.pause();
+        let mut state = item.state.lock();
+        if *state == ItemState::Running {
+            *state = ItemState::Paused;
+        }
+        tracing::info!(item = %item.config.name, "item paused");
+        Ok(())
+    }
+
+    /// Let a paused item's workers go on.
+    pub fn resume(&self, item: &str) -> Result<(), EngineError> {
+        let item = self.item(item)?;
+        let mut state = item.state.lock();
+        if *state == ItemState::Paused {
+            *state = ItemState::Running;
+        }
+        drop(state);
+        item.queue.resume();
+        tracing::info!(item = %item.config.name, "item resumed");
+        Ok(())
+    }
+
+    /// Stop an item: its workers finish their message and end; what waits in its
+    /// queue is dead-lettered; new messages to it are refused.
+    pub async fn disable(&self, item: &str) -> Result<(), EngineError> {
+        let item = Arc::clone(self.item(item)?);
+        item.set_state(ItemState::Disabled);
+        item.queue.close();
+        join_workers(&item).await;
+        for d in item.queue.drain_waiting() {
+            self.shared.refuse(
+                d,
+                Failure::transient(outward::ITEM_UNAVAILABLE, format!("item {} was disabled", item.config.name)),
+                Some(&item.config.name),
+            );
+        }
+        tracing::info!(item = %item.config.name, "item disabled");
+        Ok(())
+    }
+
+    /// Start a disabled (or failed) item again with fresh plugin instances.
+    pub fn enable(&self, item: &str) -> Result<(), EngineError> {
+        let item = self.item(item)?;
+        item.queue.reopen();
+        item.queue.resume();
+        item.restart_times.lock().clear();
+        item.set_state(ItemState::Running);
+        item.queue.next_epoch();
+        start_workers(&self.shared, item)?;
+        tracing::info!(item = %item.config.name, "item enabled");
+        Ok(())
+    }
+
+    /// Replace an item's workers with fresh ones (new plugin instances); its queue is kept.
+    pub async fn restart(&self, item: &str) -> Result<(), EngineError> {
+        let item = Arc::clone(self.item(item)?);
+        item.queue.next_epoch();
+        join_workers(&item).await;
+        item.restart_times.lock().clear();
+        {
+            let mut state = item.state.lock();
+            if *state == ItemState::Failed {
+                *state = ItemState::Running;
+            }
+        }
+        item.queue.next_epoch();
+        start_workers(&self.shared, &item)?;
+        tracing::info!(item = %item.config.name, "item restarted");
+        Ok(())
+    }
+
+    /// The dead-letter queue, oldest first.
+    pub fn dead_letters(&self) -> Vec<DeadLetter> {
+        self.shared.dead_letters.list()
+    }
+
+    /// Put a dead-lettered message back in its item's queue (as a new attempt).
+    pub fn requeue(&self, id: MessageId) -> Result<(), Failure> {
+        let letter = self
+            .shared
+            .dead_letters
+            .take(id)
+            .ok_or_else(|| Failure::permanent("not-found", format!("no dead letter {id}")))?;
+        let mut msg = letter.message;
+        msg.attempt += 1;
+        match self.shared.deliver(&letter.item, Delivery::message(msg.clone()), Some(Duration::from_secs(5))) {
+            Ok(()) => Ok(()),
+            Err(e) => {
+                if !e.dead_lettered {
+                    self.shared.dead_letters.put(&letter.item, msg, e.failure.clone());
+                }
+                Err(e.failure)
+            }
+        }
+    }
+
+    /// Stop: inbound adapters stop taking messages, then services, processes and
+    /// operations drain in that order (each waits for its queue to empty, at most
+    /// `drain_timeout` in all), then every worker ends. Returns whether everything
+    /// drained in time.
+    pub async fn stop(self, drain_timeout: Duration) -> bool {
+        let deadline = tokio::time::Instant::now() + drain_timeout;
+        tracing::info!(production = %self.shared.production.name, "production stopping");
+        self.shutdown.cancel();
+        self.inbound.close();
+        let inbound_done = tokio::time::timeout_at(deadline, self.inbound.wait()).await.is_ok();
+        let mut drained = inbound_done;
+        let mut order: Vec<&Arc<ItemRuntime>> = self.shared.items.values().collect();
+        order.sort_by_key(|i| (std::cmp::Reverse(start_rank(i.config.kind)), i.config.location.line));
+        for kind in [ItemKind::Service, ItemKind::Process, ItemKind::Operation] {
+            for item in order.iter().filter(|i| i.config.kind == kind) {
+                drained &= wait_idle(item, deadline).await;
+            }
+        }
+        for item in &order {
+            item.set_state(ItemState::Stopping);
+            item.queue.close();
+        }
+        for item in &order {
+            join_workers(item).await;
+        }
+        let left: usize = order.iter().map(|i| i.queue.stats().depth).sum();
+        if drained && left == 0 {
+            tracing::info!(production = %self.shared.production.name, "production stopped");
+        } else {
+            tracing::warn!(production = %self.shared.production.name, left_in_queues = left, "production stopped before draining");
+        }
+        drained && left == 0
+    }
+}
+
+fn status_of(item: &ItemRuntime) -> ItemStatus {
+    ItemStatus {
+        name: item.config.name.clone(),
+        state: *item.state.lock(),
+        queue: item.queue.stats(),
+        restarts: *item.restarts_total.lock(),
+    }
+}
+
+/// Wait until the item's queue is empty and nothing is in flight, or the deadline.
+async fn wait_idle(item: &ItemRuntime, deadline: tokio::time::Instant) -> bool {
+    loop {
+        let stats = item.queue.stats();
+        let state = *item.state.lock();
+        let stuck = matches!(state, ItemState::Failed | ItemState::Disabled) || stats.paused;
+        if stats.depth == 0 && stats.in_flight == 0 {
+            return true;
+        }
+        if stuck && stats.in_flight == 0 {
+            return false;
+        }
+        if tokio::time::Instant::now() >= deadline {
+            return false;
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}
+
+async fn join_workers(item: &ItemRuntime) {
+    let workers: Vec<WorkerJoin> = std::mem::take(&mut *item.workers.lock());
+    for w in workers {
+        match w {
+            WorkerJoin::Thread(t) => {
+                let _ = tokio::task::spawn_blocking(move || t.join()).await;
+            }
+            WorkerJoin::Blocking(t) => {
+                let _ = t.await;
+            }
+        }
+    }
+}
+
+fn start_workers(shared: &Arc<Shared>, item: &Arc<ItemRuntime>) -> Result<(), EngineError> {
+    let epoch = item.queue.epoch();
+    let mut workers = item.workers.lock();
+    workers.retain(|w| !w.is_finished());
+    for index in 0..item.executor.workers() {
+        let shared = Arc::clone(shared);
+        let runtime_item = Arc::clone(item);
+        let name = format!("{}-{index}", item.config.name);
+        let join = item
+            .executor
+            .spawn(name, move || worker::run(shared, runtime_item, index, epoch))
+            .map_err(|source| EngineError::Spawn {
+                item: item.config.name.clone(),
+                source,
+            })?;
+        workers.push(join);
+    }
+    Ok(())
+}

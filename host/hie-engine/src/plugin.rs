@@ -1,0 +1,58 @@
+//! How the engine gets business logic: a [`PluginFactory`] makes one instance
+//! per worker, so the engine never names the WebAssembly runtime and tests can
+//! use native doubles.
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use hie_config::{HookConfig, ItemConfig};
+use hie_core::{Envelope, Failure, HostApi, Outcome, Plugin, PluginError};
+
+use crate::hooks::MessageHook;
+
+/// One instance of an item's logic, owned by one worker.
+///
+/// Lifecycle order per instance: created (the factory runs `on-init`) →
+/// [`ItemInstance::start`] → messages → [`ItemInstance::stop`] → dropped (`on-teardown`).
+pub trait ItemInstance: Plugin {
+    /// The item starts taking messages (`on-start`); an error fails the worker.
+    fn start(&mut self) -> Result<(), String> {
+        Ok(())
+    }
+
+    /// The item stops taking messages (`on-stop`).
+    fn stop(&mut self) {}
+}
+
+/// The outbound side of an operation (`adapter.call` in the WIT): one per worker.
+pub trait OutboundAdapter: Send {
+    /// Hand `request` to the peer and return its reply bytes.
+    fn call(&mut self, request: &[u8]) -> Result<Bytes, Failure>;
+}
+
+/// Makes plugin and hook instances for workers.
+pub trait PluginFactory: Send + Sync {
+    /// A fresh, initialised instance of `item`'s plugin. `adapter` is the
+    /// operation's outbound adapter, for plugins that import it.
+    fn item_instance(
+        &self,
+        item: &ItemConfig,
+        host: Arc<dyn HostApi>,
+        adapter: Option<Box<dyn OutboundAdapter>>,
+    ) -> Result<Box<dyn ItemInstance>, PluginError>;
+
+    /// A fresh, initialised instance of `hook`.
+    fn hook_instance(&self, hook: &HookConfig, host: Arc<dyn HostApi>) -> Result<Box<dyn MessageHook>, PluginError>;
+}
+
+/// The built-in logic of a service without a plugin: pass every message on.
+#[derive(Debug, Default)]
+pub struct PassThrough;
+
+impl Plugin for PassThrough {
+    fn call(&mut self, msg: Envelope) -> Result<Outcome, PluginError> {
+        Ok(Outcome::Pass(msg))
+    }
+}
+
+impl ItemInstance for PassThrough {}

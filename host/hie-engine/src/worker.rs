@@ -1,0 +1,401 @@
+//! The worker loop, the same for every executor: take from the item's queue →
+//! `on-before-process` hooks → the plugin → `on-after-process` hooks (or
+//! `on-process-error`) → deliver the outcome. A failed message is retried per
+//! the item's retry policy, then dead-lettered; it never stops the worker. A
+//! broken instance (trap, failed instantiation) ends the worker, which the
+//! item's restart policy replaces with backoff.
+
+use std::cell::Cell;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use hie_config::ItemKind;
+use hie_core::{Envelope, Failure, HostApi, MessageId, Outcome, PluginError, now_ms};
+
+use crate::adapters::outbound::AdapterSend;
+use crate::delivery::{Delivery, ReplyTo, Work};
+use crate::engine::{ItemRuntime, ItemState, Shared};
+use crate::hooks::{BeforeAction, ErrorAction, HookChain};
+use crate::outward;
+use crate::plugin::{ItemInstance, PassThrough};
+use crate::queue::Lease;
+
+/// The message a worker thread is processing, for host calls made during it.
+#[derive(Debug, Clone, Copy)]
+pub struct MessageContext {
+    /// Its session.
+    pub session_id: MessageId,
+    /// Its id.
+    pub message_id: MessageId,
+}
+
+thread_local! {
+    static CURRENT: Cell<Option<MessageContext>> = const { Cell::new(None) };
+}
+
+/// The message this thread's plugin call is processing, if any.
+pub fn current_message() -> Option<MessageContext> {
+    CURRENT.with(Cell::get)
+}
+
+/// Marks a plugin call's message as current for its duration.
+struct CurrentMessage;
+
+impl CurrentMessage {
+    fn enter(msg: &Envelope) -> Self {
+        CURRENT.with(|c| {
+            c.set(Some(MessageContext {
+                session_id: msg.session_id,
+                message_id: msg.id,
+            }))
+        });
+        CurrentMessage
+    }
+}
+
+impl Drop for CurrentMessage {
+    fn drop(&mut self) {
+        CURRENT.with(|c| c.set(None));
+    }
+}
+
+/// Run one worker of `item` until its epoch ends, restarting its instance per
+/// the item's restart policy.
+pub(crate) fn run(shared: Arc<Shared>, item: Arc<ItemRuntime>, index: usize, epoch: u64) {
+    let name = item.config.name.clone();
+    loop {
+        if item.queue.epoch() != epoch || item.queue.is_closed() {
+            return;
+        }
+        let reason = match Worker::create(&shared, &item) {
+            Ok(mut worker) => {
+                tracing::debug!(item = %name, worker = index, "worker started");
+                match worker.serve(epoch) {
+                    None => {
+                        worker.instance.stop();
+                        tracing::debug!(item = %name, worker = index, "worker stopped");
+                        return;
+                    }
+                    Some(reason) => reason,
+                }
+            }
+            Err(reason) => reason,
+        };
+        tracing::warn!(item = %name, worker = index, reason = %reason, "worker failed");
+        match shared.restart_decision(&item, &reason) {
+            Some(backoff) => {
+                if !wait(&item, epoch, backoff) {
+                    return;
+                }
+            }
+            None => return,
+        }
+    }
+}
+
+/// Sleep `d` unless the worker's epoch ends first; true if the whole wait passed.
+fn wait(item: &ItemRuntime, epoch: u64, d: Duration) -> bool {
+    let until = Instant::now() + d;
+    loop {
+        if item.queue.epoch() != epoch || item.queue.is_closed() {
+            return false;
+        }
+        let now = Instant::now();
+        if now >= until {
+            return true;
+        }
+        std::thread::sleep((until - now).min(Duration::from_millis(20)));
+    }
+}
+
+struct Worker<'a> {
+    shared: &'a Arc<Shared>,
+    item: &'a Arc<ItemRuntime>,
+    instance: Box<dyn ItemInstance>,
+    hooks: HookChain,
+}
+
+impl<'a> Worker<'a> {
+    fn create(shared: &'a Arc<Shared>, item: &'a Arc<ItemRuntime>) -> Result<Self, String> {
+        let config = &item.config;
+        let host: Arc<dyn HostApi> = shared.host.clone();
+        let adapter = item.outbound.as_ref().map(|o| o.open(&shared.runtime));
+        let mut instance: Box<dyn ItemInstance> = match (&config.plugin, adapter) {
+            (Some(_), adapter) => shared
+                .factory
+                .item_instance(config, Arc::clone(&host), adapter)
+                .map_err(|e| format!("cannot instantiate plugin: {e}"))?,
+            (None, Some(adapter)) => Box::new(AdapterSend::new(adapter, &config.name)),
+            (None, None) => Box::new(PassThrough),
+        };
+        let mut hooks = Vec::with_capacity(config.hooks.len());
+        for name in &config.hooks {
+            let Some(hook) = shared.production.hook(name) else {
+                return Err(format!("hook {name} is not defined"));
+            };
+            let h = shared
+                .factory
+                .hook_instance(hook, Arc::clone(&host))
+                .map_err(|e| format!("cannot instantiate hook {name}: {e}"))?;
+            hooks.push(h);
+        }
+        instance.start().map_err(|e| format!("plugin refused to start: {e}"))?;
+        Ok(Worker {
+            shared,
+            item,
+            instance,
+            hooks: HookChain::new(hooks),
+        })
+    }
+
+    fn name(&self) -> &str {
+        &self.item.config.name
+    }
+
+    /// Take and handle entries until the epoch ends (`None`) or the instance breaks (`Some(reason)`).
+    fn serve(&mut self, epoch: u64) -> Option<String> {
+        while let Some(Lease { delivery, ticket }) = self.item.queue.pop(epoch) {
+            let fault = self.handle(delivery, epoch);
+            self.item.queue.complete(ticket);
+            if fault.is_some() {
+                return fault;
+            }
+        }
+        None
+    }
+
+    fn handle(&mut self, delivery: Delivery, epoch: u64) -> Option<String> {
+        let Delivery { work, reply_to } = delivery;
+        match work {
+            Work::Message(msg) => self.process(msg, reply_to, epoch),
+            Work::Reply { correlation_id, result } => self.reply(&correlation_id, result),
+        }
+    }
+
+    fn reply(&mut self, correlation_id: &str, result: Result<Envelope, Failure>) -> Option<String> {
+        let base = match &result {
+            Ok(m) => m.clone(),
+            Err(_) => Envelope::new(self.name(), "application/octet-stream", Bytes::new()),
+        };
+        let _span = tracing::debug_span!("reply", item = %self.name(), session_id = %base.session_id, correlation_id).entered();
+        let called = {
+            let _current = CurrentMessage::enter(&base);
+            self.instance.on_reply(correlation_id, result)
+        };
+        match called {
+            Ok(outcome) => {
+                self.route(&base, outcome, ReplyTo::Nobody);
+                None
+            }
+            Err(err) => {
+                let failure = outward::failure_of(&err);
+                self.shared.dead_letters.put(self.name(), base, failure);
+                instance_fault(&err)
+            }
+        }
+    }
+
+    fn process(&mut self, mut msg: Envelope, reply_to: ReplyTo, epoch: u64) -> Option<String> {
+        let name = self.item.config.name.clone();
+        let _span = tracing::debug_span!(
+            "message",
+            item = %name,
+            message_id = %msg.id,
+            session_id = %msg.session_id,
+            correlation_id = ?msg.correlation_id,
+        )
+        .entered();
+        loop {
+            let input = if self.hooks.is_empty() {
+                msg.clone()
+            } else {
+                match self.hooks.before_process(&name, msg.clone()) {
+                    BeforeAction::Continue(m) => m,
+                    BeforeAction::Skip(reason) => {
+                        tracing::debug!(item = %name, message_id = %msg.id, reason = %reason, "message skipped by a hook");
+                        self.shared.resolve(reply_to, Ok(None));
+                        return None;
+                    }
+                    BeforeAction::Reject(f) => {
+                        tracing::info!(item = %name, message_id = %msg.id, code = %f.code, "message rejected by a hook");
+                        self.shared.resolve(reply_to, Err(f));
+                        return None;
+                    }
+                }
+            };
+            let called = {
+                let _current = CurrentMessage::enter(&input);
+                self.instance.call(input.clone())
+            };
+            let err = match called {
+                Ok(outcome) => {
+                    let outcome = if self.hooks.is_empty() {
+                        outcome
+                    } else {
+                        self.hooks.after_process(&name, &input, outcome)
+                    };
+                    self.route(&input, outcome, reply_to);
+                    return None;
+                }
+                Err(err) => err,
+            };
+            let failure = outward::failure_of(&err);
+            let fault = instance_fault(&err);
+            let action = self.hooks.process_error(&name, &input, &failure);
+            tracing::warn!(
+                item = %name,
+                message_id = %input.id,
+                code = %failure.code,
+                error = %failure.text,
+                attempt = input.attempt,
+                "message failed"
+            );
+            let retry = self.item.config.retry;
+            let wants_retry = match action {
+                ErrorAction::Suppress => {
+                    self.shared.resolve(reply_to, Ok(None));
+                    return fault;
+                }
+                ErrorAction::DeadLetter => false,
+                ErrorAction::Retry => true,
+                ErrorAction::Default => failure.retryable,
+            };
+            if wants_retry && fault.is_none() && msg.attempt < retry.max_attempts {
+                let backoff = retry
+                    .backoff
+                    .saturating_mul(2u32.saturating_pow(msg.attempt.saturating_sub(1)))
+                    .min(retry.max_backoff);
+                if wait(self.item, epoch, backoff) {
+                    msg.attempt += 1;
+                    continue;
+                }
+            }
+            self.dead_letter(input, failure, reply_to);
+            return fault;
+        }
+    }
+
+    fn dead_letter(&mut self, msg: Envelope, failure: Failure, reply_to: ReplyTo) {
+        if failure.code == outward::REPLY_DISABLE {
+            tracing::error!(item = %self.name(), "reply-code policy disables the operation");
+            self.item.set_state(ItemState::Disabled);
+            self.item.queue.close();
+        }
+        self.shared.dead_letters.put(self.name(), msg, failure.clone());
+        self.shared.resolve(reply_to, Err(failure));
+    }
+
+    /// Deliver what the plugin decided.
+    fn route(&mut self, input: &Envelope, outcome: Outcome, reply_to: ReplyTo) {
+        match outcome {
+            Outcome::Done => self.shared.resolve(reply_to, Ok(None)),
+            Outcome::Drop(reason) => {
+                tracing::debug!(item = %self.name(), message_id = %input.id, reason = %reason, "message dropped");
+                self.shared.resolve(reply_to, Ok(None));
+            }
+            Outcome::Reply(m) => {
+                let reply = self.stamp(m, input, "");
+                self.shared.resolve(reply_to, Ok(Some(reply)));
+            }
+            Outcome::Pass(m) => {
+                let targets = &self.item.config.targets;
+                let sends: Vec<(String, Envelope)> = match targets.len() {
+                    0 => Vec::new(),
+                    1 => vec![(targets[0].clone(), m)],
+                    _ => targets.iter().map(|t| (t.clone(), m.clone())).collect(),
+                };
+                self.send_all(input, sends, reply_to);
+            }
+            Outcome::Forward(routes) => {
+                let sends = routes.into_iter().map(|r| (r.target, r.message)).collect();
+                self.send_all(input, sends, reply_to);
+            }
+        }
+    }
+
+    fn send_all(&mut self, input: &Envelope, sends: Vec<(String, Envelope)>, reply_to: ReplyTo) {
+        // A waiting requester follows the (first) message on, so whoever finally
+        // replies answers it; an inbound sender in application mode is answered
+        // by the first process or operation that handled the message.
+        let carry = match &reply_to {
+            ReplyTo::Nobody => false,
+            ReplyTo::Inbound(_) => self.item.config.kind == ItemKind::Service,
+            ReplyTo::Sync(_) | ReplyTo::Async { .. } => true,
+        };
+        let mut waiting = Some(reply_to);
+        let mut first_failure = None;
+        let name = self.item.config.name.clone();
+        for (target, m) in sends {
+            let m = self.stamp(m, input, &target);
+            let m = if self.hooks.is_empty() {
+                m
+            } else {
+                match self.hooks.before_send(&name, &target, m.clone()) {
+                    BeforeAction::Continue(m) => m,
+                    BeforeAction::Skip(_) => continue,
+                    BeforeAction::Reject(f) => {
+                        self.hooks.after_send(&name, &target, &m, &Err(f.clone()));
+                        first_failure.get_or_insert(f);
+                        continue;
+                    }
+                }
+            };
+            let reply_to = if carry { waiting.take().unwrap_or_default() } else { ReplyTo::Nobody };
+            let copy = (!self.hooks.is_empty()).then(|| m.clone());
+            let sent = self.shared.deliver(
+                &target,
+                Delivery {
+                    work: Work::Message(m),
+                    reply_to,
+                },
+                None,
+            );
+            if let Some(copy) = copy {
+                let result = sent.as_ref().map(|_| ()).map_err(|e| e.failure.clone());
+                self.hooks.after_send(&name, &target, &copy, &result);
+            }
+            if let Err(e) = sent {
+                if let Some(m) = e.message {
+                    self.shared.dead_letters.put(&target, m, e.failure.clone());
+                }
+                first_failure.get_or_insert(e.failure);
+            }
+        }
+        if let Some(reply_to) = waiting {
+            let result = match first_failure {
+                Some(f) => Err(f),
+                None => Ok(None),
+            };
+            self.shared.resolve(reply_to, result);
+        }
+    }
+
+    fn stamp(&self, m: Envelope, input: &Envelope, target: &str) -> Envelope {
+        stamp(m, input, &self.item.config.name, target)
+    }
+}
+
+/// Header fields of a message leaving `source` for `target`, caused by `input`:
+/// a fresh id, the input's session, the input as parent.
+pub(crate) fn stamp(mut m: Envelope, input: &Envelope, source: &str, target: &str) -> Envelope {
+    m.id = uuid::Uuid::now_v7();
+    m.session_id = input.session_id;
+    m.parent_id = Some(input.id);
+    m.source = source.to_string();
+    m.target = target.to_string();
+    m.attempt = 1;
+    m.created_at_ms = now_ms();
+    if m.correlation_id.is_none() {
+        m.correlation_id = input.correlation_id;
+    }
+    m
+}
+
+/// Whether an error means the instance is broken (the worker restarts).
+fn instance_fault(err: &PluginError) -> Option<String> {
+    match err {
+        PluginError::Trap { .. } | PluginError::Instantiate(_) | PluginError::WorkerDied(_) => Some(err.to_string()),
+        _ => None,
+    }
+}
