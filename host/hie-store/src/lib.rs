@@ -1,0 +1,36 @@
+//! The durable message store of HIE: "ACK means stored".
+//!
+//! [`MessageStore`] is the backend trait; [`SqliteStore`] is the default backend,
+//! one SQLite file (`hie-store.sqlite`) in the production's data directory, in WAL
+//! mode with `synchronous=FULL`. All writes go through one writer thread that
+//! drains every pending [`WriteBatch`] into one transaction (group commit), so many
+//! callers share each fsync; each caller is answered only after that transaction
+//! committed. A failed write or fsync answers every caller of the transaction with
+//! [`StoreError::Unavailable`] and refuses intake until a probe write succeeds.
+//!
+//! The store never parses message bodies: callers pass the header values to index
+//! in an [`Indexed`].
+#![forbid(unsafe_code)]
+
+mod batch;
+mod completion;
+mod config;
+mod error;
+mod model;
+mod read;
+mod rows;
+pub mod schema;
+mod sqlite;
+mod store;
+mod writer;
+
+pub use batch::{Applied, BatchOutcome, WriteBatch};
+pub use completion::Pending;
+pub use config::{Clock, FaultInjector, ManualClock, StoreConfig};
+pub use error::StoreError;
+pub use model::{
+    AckKey, Commit, DeadLetter, Indexed, Ingested, ItemState, MessageSummary, Recovered, SearchQuery, Status,
+    StoredMessage, TraceEvent, TraceKey,
+};
+pub use sqlite::{RetentionPolicy, RetentionReport, RetentionTask, SqliteStore, StoreStats};
+pub use store::MessageStore;

@@ -1,0 +1,576 @@
+//! The single writer thread: drains every pending batch into one transaction
+//! (group commit), commits with one fsync, then answers all callers.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use crossbeam_channel::Receiver;
+use hie_core::{Envelope, MessageId};
+use rusqlite::{Connection, OptionalExtension, params};
+use uuid::Uuid;
+
+use crate::batch::{Op, StoreKind};
+use crate::completion::Completer;
+use crate::rows::{insert_message, load_message, message_seq};
+use crate::{
+    Applied, BatchOutcome, Clock, Commit, FaultInjector, Indexed, Status, StoreError, WriteBatch, schema,
+};
+
+/// What the writer thread is asked to do.
+pub(crate) enum Request {
+    /// Apply and commit a batch.
+    Batch(WriteBatch, Completer<BatchOutcome>),
+    /// Answer whether a write would succeed now (probing if faulted).
+    Probe(Completer<bool>),
+    /// Give free pages back to the file system; answers the bytes freed.
+    Reclaim(Completer<u64>),
+}
+
+/// State the writer shares with the store handles.
+#[derive(Debug, Default)]
+pub(crate) struct Shared {
+    pub(crate) faulted: AtomicBool,
+    pub(crate) transactions: AtomicU64,
+    pub(crate) batches: AtomicU64,
+    pub(crate) failed_transactions: AtomicU64,
+}
+
+pub(crate) struct WriterSettings {
+    pub(crate) path: PathBuf,
+    pub(crate) dedup_window_ms: u64,
+    pub(crate) max_ops_per_commit: usize,
+    pub(crate) probe_interval: Duration,
+    pub(crate) fault_injector: Option<FaultInjector>,
+    pub(crate) clock: Clock,
+}
+
+pub(crate) struct Writer {
+    conn: Connection,
+    rx: Receiver<Request>,
+    shared: Arc<Shared>,
+    settings: WriterSettings,
+    last_probe: Option<Instant>,
+}
+
+/// Why applying one operation failed.
+enum OpError {
+    /// The request is wrong (unknown id, wrong state): only its batch is rolled back.
+    Request(StoreError),
+    /// The database failed: the whole transaction is lost.
+    Storage(rusqlite::Error),
+}
+
+impl From<rusqlite::Error> for OpError {
+    fn from(e: rusqlite::Error) -> Self {
+        OpError::Storage(e)
+    }
+}
+
+type BatchResult = Result<Vec<Applied>, StoreError>;
+
+impl Writer {
+    pub(crate) fn new(
+        conn: Connection,
+        rx: Receiver<Request>,
+        shared: Arc<Shared>,
+        settings: WriterSettings,
+    ) -> Self {
+        Writer {
+            conn,
+            rx,
+            shared,
+            settings,
+            last_probe: None,
+        }
+    }
+
+    /// Serve requests until every sender is gone; pending batches are committed first.
+    pub(crate) fn run(mut self) {
+        while let Ok(first) = self.rx.recv() {
+            let mut group = Vec::new();
+            let mut reclaims = Vec::new();
+            let mut ops = 0;
+            let mut next = Some(first);
+            while let Some(request) = next.take() {
+                match request {
+                    Request::Batch(batch, done) => {
+                        ops += batch.len();
+                        group.push((batch, done));
+                    }
+                    Request::Probe(done) => done.complete(Ok(self.probe_now())),
+                    Request::Reclaim(done) => reclaims.push(done),
+                }
+                if ops < self.settings.max_ops_per_commit {
+                    next = self.rx.try_recv().ok();
+                }
+            }
+            self.commit_group(group);
+            for done in reclaims {
+                done.complete(self.reclaim());
+            }
+        }
+    }
+
+    fn commit_group(&mut self, group: Vec<(WriteBatch, Completer<BatchOutcome>)>) {
+        if group.is_empty() {
+            return;
+        }
+        if self.shared.faulted.load(Ordering::SeqCst) && !self.probe_if_due() {
+            let reason = "an earlier write failed and the probe write still fails".to_owned();
+            for (_, done) in group {
+                done.complete(Err(StoreError::Unavailable {
+                    reason: reason.clone(),
+                }));
+            }
+            return;
+        }
+        let (batches, completers): (Vec<_>, Vec<_>) = group.into_iter().unzip();
+        match self.apply_group(&batches) {
+            Ok(results) => {
+                let transaction = self.shared.transactions.fetch_add(1, Ordering::SeqCst) + 1;
+                self.shared
+                    .batches
+                    .fetch_add(batches.len() as u64, Ordering::Relaxed);
+                let commit = Commit {
+                    transaction,
+                    committed_at_ms: self.settings.clock.now_ms(),
+                };
+                for (done, result) in completers.into_iter().zip(results) {
+                    done.complete(result.map(|applied| BatchOutcome { commit, applied }));
+                }
+            }
+            Err(e) => {
+                self.rollback();
+                self.enter_fault(&e, batches.len());
+                let reason = e.to_string();
+                for done in completers {
+                    done.complete(Err(StoreError::Unavailable {
+                        reason: reason.clone(),
+                    }));
+                }
+            }
+        }
+    }
+
+    /// One transaction for the whole group; a batch whose request is wrong is rolled
+    /// back to its savepoint and answered alone.
+    fn apply_group(&mut self, batches: &[WriteBatch]) -> rusqlite::Result<Vec<BatchResult>> {
+        let now = self.settings.clock.now_ms();
+        self.conn.execute_batch("BEGIN IMMEDIATE")?;
+        let mut results = Vec::with_capacity(batches.len());
+        for batch in batches {
+            self.conn.execute_batch("SAVEPOINT batch")?;
+            match self.apply_batch(batch, now) {
+                Ok(applied) => {
+                    self.conn.execute_batch("RELEASE batch")?;
+                    results.push(Ok(applied));
+                }
+                Err(OpError::Request(e)) => {
+                    self.conn.execute_batch("ROLLBACK TO batch; RELEASE batch")?;
+                    results.push(Err(e));
+                }
+                Err(OpError::Storage(e)) => return Err(e),
+            }
+        }
+        self.check_injected_fault()?;
+        self.conn.execute_batch("COMMIT")?;
+        Ok(results)
+    }
+
+    fn check_injected_fault(&self) -> rusqlite::Result<()> {
+        match &self.settings.fault_injector {
+            Some(f) if f.should_fail() => Err(rusqlite::Error::SqliteFailure(
+                rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_IOERR_FSYNC),
+                Some("injected commit failure".to_owned()),
+            )),
+            _ => Ok(()),
+        }
+    }
+
+    fn apply_batch(&self, batch: &WriteBatch, now: u64) -> Result<Vec<Applied>, OpError> {
+        batch.ops.iter().map(|op| self.apply(op, now)).collect()
+    }
+
+    fn apply(&self, op: &Op, now: u64) -> Result<Applied, OpError> {
+        match op {
+            Op::Store { msg, idx, item, kind } => self.store(msg, idx, item, kind, now),
+            Op::Mark {
+                id,
+                item,
+                status,
+                attempt,
+                plugin_version,
+                error,
+            } => {
+                let seq = self.seq_of(*id)?;
+                self.set_state(seq, item, *status, *attempt, now)?;
+                self.event(
+                    seq,
+                    item,
+                    *status,
+                    *attempt,
+                    plugin_version.as_deref(),
+                    error.as_deref(),
+                    now,
+                )?;
+                Ok(Applied::Marked)
+            }
+            Op::RecordAck { key, ack } => {
+                self.put_ack(key, ack, None, now)?;
+                Ok(Applied::AckRecorded)
+            }
+            Op::Resend { id, to_item } => self.resend(*id, to_item, now),
+            Op::Requeue { id, item } => {
+                let seq = self.seq_of(*id)?;
+                let attempt = self.expect_state(*id, seq, item, Status::DeadLettered)? + 1;
+                self.set_state(seq, item, Status::Queued, attempt, now)?;
+                self.event(
+                    seq,
+                    item,
+                    Status::Queued,
+                    attempt,
+                    None,
+                    Some("requeued from dead letters"),
+                    now,
+                )?;
+                Ok(Applied::Requeued)
+            }
+            Op::Discard { id, item } => {
+                let seq = self.seq_of(*id)?;
+                let attempt = self.expect_state(*id, seq, item, Status::DeadLettered)?;
+                self.set_state(seq, item, Status::Discarded, attempt, now)?;
+                self.event(seq, item, Status::Discarded, attempt, None, None, now)?;
+                Ok(Applied::Discarded)
+            }
+            Op::Purge {
+                cutoff_ms,
+                statuses,
+                limit,
+            } => self.purge(*cutoff_ms, statuses, *limit, now),
+        }
+    }
+
+    fn store(
+        &self,
+        msg: &Envelope,
+        idx: &Indexed,
+        item: &str,
+        kind: &StoreKind,
+        now: u64,
+    ) -> Result<Applied, OpError> {
+        if let StoreKind::IngestDedup { .. } = kind
+            && let Some(dup) = self.find_duplicate(idx, now)?
+        {
+            return Ok(dup);
+        }
+        let seq = match (message_seq(&self.conn, msg.id)?, kind) {
+            (Some(seq), StoreKind::Enqueue) => seq,
+            (Some(_), _) => return Err(OpError::Request(StoreError::AlreadyStored { id: msg.id })),
+            (None, _) => insert_message(&self.conn, msg, idx, now)?,
+        };
+        let inserted = self
+            .conn
+            .prepare_cached(
+                "INSERT INTO queue (message_seq, item, status, attempt, updated_at_ms) VALUES (?1, ?2, ?3, ?4, ?5) \
+                 ON CONFLICT (message_seq, item) DO NOTHING",
+            )?
+            .execute(params![seq, item, Status::Queued.code(), msg.attempt, now as i64])?;
+        if inserted == 0 {
+            return Err(OpError::Request(StoreError::WrongState {
+                id: msg.id,
+                item: item.to_owned(),
+                expected: "absent".to_owned(),
+                found: "queued already".to_owned(),
+            }));
+        }
+        self.event(seq, item, Status::Queued, msg.attempt, None, None, now)?;
+        if let (StoreKind::IngestDedup { ack: Some(ack) }, Some(key)) = (kind, idx.ack_key()) {
+            self.put_ack(&key, ack, Some(msg.id), now)?;
+        }
+        Ok(Applied::Stored)
+    }
+
+    /// An earlier copy of this upstream message within the window: its cached ACK, or
+    /// a stored message with the same key that has no ACK yet.
+    fn find_duplicate(&self, idx: &Indexed, now: u64) -> rusqlite::Result<Option<Applied>> {
+        let Some(key) = idx.ack_key() else {
+            return Ok(None);
+        };
+        let since = now.saturating_sub(self.settings.dedup_window_ms) as i64;
+        let cached: Option<(Vec<u8>, Option<[u8; 16]>)> = self
+            .conn
+            .prepare_cached(
+                "SELECT ack, message_id FROM acks \
+                 WHERE sending_app = ?1 AND sending_facility = ?2 AND control_id = ?3 AND at_ms >= ?4",
+            )?
+            .query_row(
+                params![key.sending_app, key.sending_facility, key.control_id, since],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .optional()?;
+        let earlier: Option<[u8; 16]> = self
+            .conn
+            .prepare_cached(
+                "SELECT id FROM messages WHERE control_id = ?1 AND sending_app IS ?2 AND sending_facility IS ?3 \
+                 AND stored_at_ms >= ?4 ORDER BY seq DESC LIMIT 1",
+            )?
+            .query_row(
+                params![key.control_id, idx.sending_app, idx.sending_facility, since],
+                |r| r.get(0),
+            )
+            .optional()?;
+        Ok(match (cached, earlier) {
+            (Some((ack, cached_id)), earlier) => Some(Applied::Duplicate {
+                original: cached_id.or(earlier).map(Uuid::from_bytes).unwrap_or_default(),
+                ack: Some(Bytes::from(ack)),
+            }),
+            (None, Some(earlier)) => Some(Applied::Duplicate {
+                original: Uuid::from_bytes(earlier),
+                ack: None,
+            }),
+            (None, None) => None,
+        })
+    }
+
+    fn put_ack(
+        &self,
+        key: &crate::AckKey,
+        ack: &Bytes,
+        message: Option<MessageId>,
+        now: u64,
+    ) -> rusqlite::Result<()> {
+        self.conn
+            .prepare_cached(
+                "INSERT INTO acks (sending_app, sending_facility, control_id, ack, message_id, at_ms) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6) \
+                 ON CONFLICT (sending_app, sending_facility, control_id) DO UPDATE SET \
+                 ack = excluded.ack, message_id = coalesce(excluded.message_id, acks.message_id), at_ms = excluded.at_ms",
+            )?
+            .execute(params![
+                key.sending_app,
+                key.sending_facility,
+                key.control_id,
+                &ack[..],
+                message.as_ref().map(|u| u.as_bytes()),
+                now as i64
+            ])?;
+        Ok(())
+    }
+
+    fn resend(&self, id: MessageId, to_item: &str, now: u64) -> Result<Applied, OpError> {
+        let (original, idx) = match load_message(&self.conn, id) {
+            Ok(Some(found)) => found,
+            Ok(None) => return Err(OpError::Request(StoreError::NotFound { id })),
+            Err(e) => return Err(OpError::Request(e)),
+        };
+        let copy = Envelope {
+            id: Uuid::now_v7(),
+            parent_id: Some(original.id),
+            target: to_item.to_owned(),
+            created_at_ms: now,
+            attempt: 1,
+            ..original
+        };
+        self.store(&copy, &idx, to_item, &StoreKind::Enqueue, now)?;
+        Ok(Applied::Resent { id: copy.id })
+    }
+
+    fn seq_of(&self, id: MessageId) -> Result<i64, OpError> {
+        message_seq(&self.conn, id)?.ok_or(OpError::Request(StoreError::NotFound { id }))
+    }
+
+    /// The attempt of the queue entry, if it is in state `expected`.
+    fn expect_state(&self, id: MessageId, seq: i64, item: &str, expected: Status) -> Result<u32, OpError> {
+        let found: Option<(i64, u32)> = self
+            .conn
+            .prepare_cached("SELECT status, attempt FROM queue WHERE message_seq = ?1 AND item = ?2")?
+            .query_row(params![seq, item], |r| Ok((r.get(0)?, r.get(1)?)))
+            .optional()?;
+        match found {
+            Some((code, attempt)) if code == expected.code() => Ok(attempt),
+            other => Err(OpError::Request(StoreError::WrongState {
+                id,
+                item: item.to_owned(),
+                expected: expected.to_string(),
+                found: other
+                    .and_then(|(code, _)| Status::from_code(code))
+                    .map_or_else(|| "absent".to_owned(), |s| s.to_string()),
+            })),
+        }
+    }
+
+    fn set_state(
+        &self,
+        seq: i64,
+        item: &str,
+        status: Status,
+        attempt: u32,
+        now: u64,
+    ) -> rusqlite::Result<()> {
+        self.conn
+            .prepare_cached(
+                "INSERT INTO queue (message_seq, item, status, attempt, updated_at_ms) VALUES (?1, ?2, ?3, ?4, ?5) \
+                 ON CONFLICT (message_seq, item) DO UPDATE SET \
+                 status = excluded.status, attempt = excluded.attempt, updated_at_ms = excluded.updated_at_ms",
+            )?
+            .execute(params![seq, item, status.code(), attempt, now as i64])?;
+        Ok(())
+    }
+
+    #[allow(clippy::too_many_arguments)] // one column each; a struct would only rename them
+    fn event(
+        &self,
+        seq: i64,
+        item: &str,
+        status: Status,
+        attempt: u32,
+        plugin_version: Option<&str>,
+        error: Option<&str>,
+        now: u64,
+    ) -> rusqlite::Result<()> {
+        self.conn
+            .prepare_cached(
+                "INSERT INTO events (message_seq, item, status, at_ms, attempt, plugin_version, error) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+            )?
+            .execute(params![
+                seq,
+                item,
+                status.code(),
+                now as i64,
+                attempt,
+                plugin_version,
+                error
+            ])?;
+        Ok(())
+    }
+
+    /// Delete up to `limit` messages created before `cutoff_ms` whose every queue entry
+    /// is in one of `statuses`, with their events; and ACKs older than the window.
+    fn purge(&self, cutoff_ms: u64, statuses: &[Status], limit: usize, now: u64) -> Result<Applied, OpError> {
+        if let Some(open) = statuses.iter().find(|s| s.is_open()) {
+            return Err(OpError::Request(StoreError::Invalid(format!(
+                "purging {open} messages would lose work; purge only done, dead-lettered or discarded ones"
+            ))));
+        }
+        let keep: Vec<String> = Status::ALL
+            .iter()
+            .filter(|s| !statuses.contains(s))
+            .map(|s| s.code().to_string())
+            .collect();
+        // codes come from the enum, never from input, so formatting them in is safe
+        let select = format!(
+            "INSERT INTO temp.purge_set SELECT m.seq FROM messages m WHERE m.created_at_ms < ?1 \
+             AND NOT EXISTS (SELECT 1 FROM queue q WHERE q.message_seq = m.seq AND q.status IN ({})) \
+             ORDER BY m.created_at_ms LIMIT ?2",
+            keep.join(", ")
+        );
+        self.conn.execute_batch(
+            "CREATE TEMP TABLE IF NOT EXISTS purge_set (seq INTEGER PRIMARY KEY); DELETE FROM temp.purge_set;",
+        )?;
+        self.conn
+            .prepare_cached(&select)?
+            .execute(params![cutoff_ms as i64, limit as i64])?;
+        self.conn.execute_batch(
+            "DELETE FROM events WHERE message_seq IN (SELECT seq FROM temp.purge_set);
+             DELETE FROM queue WHERE message_seq IN (SELECT seq FROM temp.purge_set);",
+        )?;
+        let messages = self.conn.execute(
+            "DELETE FROM messages WHERE seq IN (SELECT seq FROM temp.purge_set)",
+            [],
+        )?;
+        let ack_cutoff = now.saturating_sub(self.settings.dedup_window_ms) as i64;
+        self.conn
+            .prepare_cached("DELETE FROM acks WHERE at_ms < ?1")?
+            .execute([ack_cutoff])?;
+        Ok(Applied::Purged {
+            messages: messages as u64,
+        })
+    }
+
+    /// Free pages go back to the file system: incremental vacuum moves them to the
+    /// end and truncates, the checkpoint writes that to the main file and empties the WAL.
+    fn reclaim(&mut self) -> Result<u64, StoreError> {
+        let before = crate::sqlite::disk_usage(&self.settings.path);
+        let run = |conn: &Connection| -> rusqlite::Result<()> {
+            conn.execute_batch("PRAGMA incremental_vacuum")?;
+            conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))
+        };
+        if let Err(e) = run(&self.conn) {
+            self.rollback();
+            self.enter_fault(&e, 0);
+            return Err(StoreError::Unavailable {
+                reason: e.to_string(),
+            });
+        }
+        Ok(before.saturating_sub(crate::sqlite::disk_usage(&self.settings.path)))
+    }
+
+    fn rollback(&self) {
+        if !self.conn.is_autocommit()
+            && let Err(e) = self.conn.execute_batch("ROLLBACK")
+        {
+            tracing::warn!(error = %e, "store rollback after a failed write failed");
+        }
+    }
+
+    fn enter_fault(&mut self, e: &rusqlite::Error, batches: usize) {
+        self.shared.failed_transactions.fetch_add(1, Ordering::SeqCst);
+        let was = self.shared.faulted.swap(true, Ordering::SeqCst);
+        self.last_probe = Some(Instant::now());
+        tracing::error!(
+            error = %e,
+            batches,
+            path = %self.settings.path.display(),
+            already_faulted = was,
+            "store write failed, intake is refused until a probe write succeeds"
+        );
+    }
+
+    fn probe_if_due(&mut self) -> bool {
+        let due = self
+            .last_probe
+            .is_none_or(|at| at.elapsed() >= self.settings.probe_interval);
+        due && self.probe_now()
+    }
+
+    /// Whether a write commits now. While faulted, the connection is reopened first:
+    /// after a failed fsync nothing it cached can be trusted.
+    fn probe_now(&mut self) -> bool {
+        if !self.shared.faulted.load(Ordering::SeqCst) {
+            return true;
+        }
+        self.last_probe = Some(Instant::now());
+        match self.reopened_probe() {
+            Ok(()) => {
+                self.shared.faulted.store(false, Ordering::SeqCst);
+                tracing::info!(path = %self.settings.path.display(), "store probe write succeeded, intake resumes");
+                true
+            }
+            Err(e) => {
+                self.rollback();
+                tracing::warn!(error = %e, "store probe write failed, intake stays refused");
+                false
+            }
+        }
+    }
+
+    fn reopened_probe(&mut self) -> Result<(), StoreError> {
+        let conn = schema::open_writer(&self.settings.path, false)?;
+        self.conn = conn;
+        let now = self.settings.clock.now_ms() as i64;
+        let write = || -> rusqlite::Result<()> {
+            self.conn.execute_batch("BEGIN IMMEDIATE")?;
+            self.conn
+                .execute("INSERT OR REPLACE INTO probe (id, at_ms) VALUES (1, ?1)", [now])?;
+            self.check_injected_fault()?;
+            self.conn.execute_batch("COMMIT")
+        };
+        write().map_err(|e| StoreError::Unavailable {
+            reason: e.to_string(),
+        })
+    }
+}
