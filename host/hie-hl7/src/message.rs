@@ -287,7 +287,12 @@ fn check_start(input: &[u8]) -> Result<(), ParseError> {
         return Err(ParseError::Empty);
     }
     if let Some(&byte @ (0x0b | 0x1c)) = input.first() {
-        return Err(ParseError::ControlByte { index: 1, byte, offset: 0, hint: MLLP_HINT });
+        return Err(ParseError::ControlByte {
+            index: 1,
+            byte,
+            offset: 0,
+            hint: MLLP_HINT,
+        });
     }
     match input.get(..3) {
         Some(b"MSH") => Ok(()),
@@ -302,36 +307,42 @@ fn check_start(input: &[u8]) -> Result<(), ParseError> {
 /// last one was followed by a terminator.
 fn split_segments(input: &[u8], accept_lf: bool) -> Result<(Vec<(usize, usize)>, bool), ParseError> {
     let mut spans = Vec::with_capacity(input.len() / 48 + 4);
+    let bad = first_forbidden_byte(input);
+    let scanned = input.get(..bad.unwrap_or(input.len())).unwrap_or_default();
     let mut start = 0;
-    for (i, &b) in input.iter().enumerate() {
-        match b {
-            b'\r' => {
-                push_span(&mut spans, input, start, i);
-                start = i + 1;
-            }
-            b'\n' if accept_lf => {
-                push_span(&mut spans, input, start, i);
-                start = i + 1;
-            }
-            0x00 | 0x0b | 0x1c => {
-                let hint = if b == 0 {
-                    ""
-                } else {
-                    " (an MLLP framing byte: strip the frame before parsing)"
-                };
-                return Err(ParseError::ControlByte {
-                    index: spans.len() + 1,
-                    byte: b,
-                    offset: i,
-                    hint,
-                });
-            }
-            _ => {}
-        }
+    let mut end_segment = |i: usize, spans: &mut Vec<(usize, usize)>| {
+        push_span(spans, input, start, i);
+        start = i + 1;
+    };
+    if accept_lf {
+        memchr::memchr2_iter(b'\r', b'\n', scanned).for_each(|i| end_segment(i, &mut spans));
+    } else {
+        memchr::memchr_iter(b'\r', scanned).for_each(|i| end_segment(i, &mut spans));
+    }
+    if let Some(offset) = bad {
+        let byte = input.get(offset).copied().unwrap_or_default();
+        let hint = if byte == 0 { "" } else { MLLP_HINT };
+        return Err(ParseError::ControlByte {
+            index: spans.len() + 1,
+            byte,
+            offset,
+            hint,
+        });
     }
     push_span(&mut spans, input, start, input.len());
     let final_terminator = spans.last().is_some_and(|&(_, end)| end < input.len());
     Ok((spans, final_terminator))
+}
+
+/// Offset of the first NUL or MLLP framing byte (VT, FS): never part of an ER7 message.
+fn first_forbidden_byte(input: &[u8]) -> Option<usize> {
+    let nul = memchr::memchr(0, input);
+    let framing = memchr::memchr2(
+        0x0b,
+        0x1c,
+        input.get(..nul.unwrap_or(input.len())).unwrap_or_default(),
+    );
+    framing.or(nul)
 }
 
 fn push_span(spans: &mut Vec<(usize, usize)>, input: &[u8], start: usize, end: usize) {

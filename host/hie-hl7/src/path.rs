@@ -130,6 +130,9 @@ pub(crate) fn is_segment_name(name: &[u8]) -> bool {
     name.len() == 3 && name.iter().all(|b| b.is_ascii_uppercase() || b.is_ascii_digit())
 }
 
+/// Larger indexes are refused so a path cannot make [`crate::OwnedMessage::set`] allocate without bound.
+const MAX_INDEX: usize = 100_000;
+
 struct Cursor<'a> {
     rest: &'a [u8],
 }
@@ -151,13 +154,15 @@ impl Cursor<'_> {
         if digits == 0 {
             return Ok(None);
         }
-        let text = std::str::from_utf8(self.rest.get(..digits).unwrap_or_default()).unwrap_or_default();
-        self.rest = self.rest.get(digits..).unwrap_or_default();
-        match text.parse::<usize>() {
-            Ok(0) => Err("indexes are 1-based, 0 is not allowed"),
-            Ok(n) if n > 100_000 => Err("index is too large"),
-            Ok(n) => Ok(Some(n)),
-            Err(_) => Err("index is too large"),
+        let (text, rest) = self.rest.split_at_checked(digits).unwrap_or_default();
+        self.rest = rest;
+        let value = text.iter().try_fold(0usize, |n, d| {
+            n.checked_mul(10)?.checked_add(usize::from(d - b'0'))
+        });
+        match value {
+            Some(0) => Err("indexes are 1-based, 0 is not allowed"),
+            Some(n) if n <= MAX_INDEX => Ok(Some(n)),
+            _ => Err("index is too large"),
         }
     }
 

@@ -19,7 +19,19 @@ pub(crate) fn printable(bytes: &[u8]) -> String {
 
 /// The `n`th (0-based) piece of `raw` split on `sep`, or `None` if there are fewer pieces.
 pub(crate) fn nth_piece(raw: &[u8], sep: u8, n: usize) -> Option<&[u8]> {
-    raw.split(|b| *b == sep).nth(n)
+    // a plain loop: pieces are short, so SIMD search set-up would cost more than it saves
+    let mut seen = 0;
+    let mut start = 0;
+    for (i, &b) in raw.iter().enumerate() {
+        if b == sep {
+            if seen == n {
+                return raw.get(start..i);
+            }
+            seen += 1;
+            start = i + 1;
+        }
+    }
+    if seen == n { raw.get(start..) } else { None }
 }
 
 /// Replaces the `n`th (0-based) piece of `raw` split on `sep` with what `edit` returns,

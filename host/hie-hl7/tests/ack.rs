@@ -4,14 +4,17 @@ use std::collections::HashSet;
 
 use hie_hl7::Message;
 use hie_hl7::ack::{
-    AckBuilder, AckCode, ErrorCode, build_ack, build_nak_unparseable, format_timestamp, next_control_id, parse_ack,
+    AckBuilder, AckCode, ErrorCode, build_ack, build_nak_unparseable, format_timestamp, next_control_id,
+    parse_ack,
 };
 
 const V251: &[u8] = b"MSH|^~\\&|SENDAPP|SENDFAC^1.2.3^ISO|RECVAPP|RECVFAC|20240102030405||ADT^A01^ADT_A01|MSG001|P|2.5.1\rPID|1||123\r";
 const V23_CUSTOM: &[u8] = b"MSH#*@!%#SA#SF#RA#RF#20240102##ORU*R01#X9#T#2.3\rOBX#1\r";
 
 fn fixed(code: AckCode) -> AckBuilder {
-    AckBuilder::new(code).control_id("ACK1").timestamp("20250101120000+0000")
+    AckBuilder::new(code)
+        .control_id("ACK1")
+        .timestamp("20250101120000+0000")
 }
 
 #[test]
@@ -28,7 +31,10 @@ fn original_mode_accept_swaps_sender_and_receiver() {
 #[test]
 fn application_error_carries_err_segment_with_table_0357_code() {
     let m = Message::parse(V251).unwrap();
-    let ack = fixed(AckCode::AE).text("PID-3 missing | bad").error_code(ErrorCode::RequiredFieldMissing).build(&m);
+    let ack = fixed(AckCode::AE)
+        .text("PID-3 missing | bad")
+        .error_code(ErrorCode::RequiredFieldMissing)
+        .build(&m);
     let text = String::from_utf8(ack.clone()).unwrap();
     assert!(
         text.ends_with(
@@ -54,7 +60,10 @@ fn old_versions_get_their_err_layout_and_the_original_delimiters() {
          ERR#***207%Application internal error%HL70357\r"
     );
     let info = parse_ack(&ack).unwrap();
-    assert_eq!((info.code, info.error_code.as_deref()), (AckCode::AR, Some("207")));
+    assert_eq!(
+        (info.code, info.error_code.as_deref()),
+        (AckCode::AR, Some("207"))
+    );
 }
 
 #[test]
@@ -73,8 +82,12 @@ fn enhanced_mode_codes() {
 #[test]
 fn build_ack_uses_fresh_control_ids_and_the_original_version() {
     let m = Message::parse(V251).unwrap();
-    let a = Message::parse(&build_ack(&m, AckCode::AA, None)).unwrap().to_owned_message();
-    let b = Message::parse(&build_ack(&m, AckCode::AA, None)).unwrap().to_owned_message();
+    let a = Message::parse(&build_ack(&m, AckCode::AA, None))
+        .unwrap()
+        .to_owned_message();
+    let b = Message::parse(&build_ack(&m, AckCode::AA, None))
+        .unwrap()
+        .to_owned_message();
     assert_ne!(a.control_id(), b.control_id());
     assert_eq!(a.get("MSH-12").unwrap().as_deref(), Some("2.5.1"));
     assert_eq!(a.message_type().as_deref(), Some("ACK^A01"));
@@ -83,7 +96,10 @@ fn build_ack_uses_fresh_control_ids_and_the_original_version() {
 #[test]
 fn ack_overrides_sending_application() {
     let m = Message::parse(V251).unwrap();
-    let ack = fixed(AckCode::AA).sending_application("HIE").sending_facility("ENGINE").build(&m);
+    let ack = fixed(AckCode::AA)
+        .sending_application("HIE")
+        .sending_facility("ENGINE")
+        .build(&m);
     let parsed = Message::parse(&ack).unwrap();
     assert_eq!(parsed.get("MSH-3").unwrap().as_deref(), Some("HIE"));
     assert_eq!(parsed.get("MSH-4").unwrap().as_deref(), Some("ENGINE"));
@@ -95,7 +111,10 @@ fn ack_keeps_charset_and_encodes_text_in_it() {
     let input = b"MSH|^~\\&|A|B|C|D|||ADT^A08|1|P|2.5|||||FRA|8859/1\r";
     let m = Message::parse(input).unwrap();
     let ack = build_ack(&m, AckCode::AE, Some("nom érroné"));
-    assert!(ack.windows(4).any(|w| w == b"\xe9rro"), "text not latin-1 encoded");
+    assert!(
+        ack.windows(4).any(|w| w == b"\xe9rro"),
+        "text not latin-1 encoded"
+    );
     let parsed = Message::parse(&ack).unwrap();
     assert_eq!(parsed.get("MSH-18").unwrap().as_deref(), Some("8859/1"));
     assert_eq!(parse_ack(&ack).unwrap().text.as_deref(), Some("nom érroné"));
@@ -107,8 +126,14 @@ fn nak_for_unparseable_input_is_a_readable_reject() {
     let text = String::from_utf8(nak.clone()).unwrap();
     assert!(text.starts_with("MSH|^~\\&|||||"), "{text}");
     assert!(text.contains("||ACK|"), "{text}");
-    assert!(text.contains("\rMSA|AR||input does not start with an MSH segment\r"), "{text}");
-    assert!(text.contains("\rERR|||100^Segment sequence error^HL70357|E||||input does not start"), "{text}");
+    assert!(
+        text.contains("\rMSA|AR||input does not start with an MSH segment\r"),
+        "{text}"
+    );
+    assert!(
+        text.contains("\rERR|||100^Segment sequence error^HL70357|E||||input does not start"),
+        "{text}"
+    );
     let info = parse_ack(&nak).unwrap();
     assert_eq!((info.code, info.control_id), (AckCode::AR, None));
 }
@@ -118,13 +143,19 @@ fn nak_with_non_ascii_reason_declares_utf8() {
     let nak = build_nak_unparseable("segment 2 (PID): caractère invalide");
     let m = Message::parse(&nak).unwrap();
     assert_eq!(m.get("MSH-18").unwrap().as_deref(), Some("UNICODE UTF-8"));
-    assert_eq!(parse_ack(&nak).unwrap().text.as_deref(), Some("segment 2 (PID): caractère invalide"));
+    assert_eq!(
+        parse_ack(&nak).unwrap().text.as_deref(),
+        Some("segment 2 (PID): caractère invalide")
+    );
 }
 
 #[test]
 fn control_ids_are_unique_and_fit_msh_10() {
     let ids: Vec<String> = (0..10_000).map(|_| next_control_id()).collect();
-    assert!(ids.iter().all(|id| id.len() <= 20 && id.bytes().all(|b| b.is_ascii_digit())));
+    assert!(
+        ids.iter()
+            .all(|id| id.len() <= 20 && id.bytes().all(|b| b.is_ascii_digit()))
+    );
     assert_eq!(ids.iter().collect::<HashSet<_>>().len(), ids.len());
 }
 

@@ -13,7 +13,10 @@ fn split_keeps_each_message_byte_exact_with_crlf() {
 
 #[test]
 fn empty_envelope_has_no_messages() {
-    assert_eq!(batch::split(b"FHS|^~\\&\rBHS|^~\\&\rBTS|0\rFTS|1\r").unwrap(), Vec::<&[u8]>::new());
+    assert_eq!(
+        batch::split(b"FHS|^~\\&\rBHS|^~\\&\rBTS|0\rFTS|1\r").unwrap(),
+        Vec::<&[u8]>::new()
+    );
 }
 
 #[test]
@@ -29,11 +32,23 @@ fn unsupported_charset_parses_but_refuses_decoded_reads() {
     assert_eq!(m.charset(), None);
     assert_eq!(m.get_raw("PID-5").unwrap(), Some(&b"X"[..]));
     let err = m.get("PID-5").unwrap_err();
-    assert_eq!(err.to_string(), "cannot decode PID-5: unsupported character set \"GB 18030-2000\" in MSH-18");
+    assert_eq!(
+        err.to_string(),
+        "cannot decode PID-5: unsupported character set \"GB 18030-2000\" in MSH-18"
+    );
     let mut owned = m.to_owned_message();
-    assert!(matches!(owned.set("PID-5", "Y"), Err(PathError::UnsupportedCharset { .. })));
-    let strict = hie_hl7::ParseOptions { strict_charset: true, ..Default::default() };
-    assert!(matches!(Message::parse_with(input, &strict), Err(ParseError::UnsupportedCharset { .. })));
+    assert!(matches!(
+        owned.set("PID-5", "Y"),
+        Err(PathError::UnsupportedCharset { .. })
+    ));
+    let strict = hie_hl7::ParseOptions {
+        strict_charset: true,
+        ..Default::default()
+    };
+    assert!(matches!(
+        Message::parse_with(input, &strict),
+        Err(ParseError::UnsupportedCharset { .. })
+    ));
 }
 
 #[test]
@@ -47,15 +62,28 @@ fn iso_8859_parts_decode_through_encoding_rs() {
 #[test]
 fn hex_escape_bytes_decode_in_the_message_charset() {
     let input = b"MSH|^~\\&|A|B|C|D|||ADT^A01|1|P|2.5|||||FRA|8859/1\rPID|1||1||H\\XC9\\bert\r";
-    assert_eq!(Message::parse(input).unwrap().get("PID-5").unwrap().as_deref(), Some("HÉbert"));
+    assert_eq!(
+        Message::parse(input).unwrap().get("PID-5").unwrap().as_deref(),
+        Some("HÉbert")
+    );
 }
 
 #[test]
 fn unspecified_charset_reads_utf8_or_falls_back_to_latin1() {
     let utf8 = "MSH|^~\\&|A|B|C|D|||ADT^A01|1|P|2.5\rPID|1||1||Zoë\r";
-    assert_eq!(Message::parse(utf8.as_bytes()).unwrap().get("PID-5").unwrap().as_deref(), Some("Zoë"));
+    assert_eq!(
+        Message::parse(utf8.as_bytes())
+            .unwrap()
+            .get("PID-5")
+            .unwrap()
+            .as_deref(),
+        Some("Zoë")
+    );
     let latin1 = b"MSH|^~\\&|A|B|C|D|||ADT^A01|1|P|2.5\rPID|1||1||Zo\xeb\r";
-    assert_eq!(Message::parse(latin1).unwrap().get("PID-5").unwrap().as_deref(), Some("Zoë"));
+    assert_eq!(
+        Message::parse(latin1).unwrap().get("PID-5").unwrap().as_deref(),
+        Some("Zoë")
+    );
 }
 
 #[test]

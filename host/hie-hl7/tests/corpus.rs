@@ -7,7 +7,9 @@ use std::path::{Path, PathBuf};
 use hie_hl7::{Message, OwnedMessage, ParseError, ParseOptions, ack, batch};
 
 fn corpus(dir: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/corpus").join(dir)
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/corpus")
+        .join(dir)
 }
 
 fn read_valid(name: &str) -> Vec<u8> {
@@ -18,7 +20,14 @@ fn read_valid(name: &str) -> Vec<u8> {
 fn run(mode: &str, input: &[u8]) -> Option<ParseError> {
     match mode {
         "parse" => Message::parse(input).err(),
-        "strict" => Message::parse_with(input, &ParseOptions { strict_charset: true, ..Default::default() }).err(),
+        "strict" => Message::parse_with(
+            input,
+            &ParseOptions {
+                strict_charset: true,
+                ..Default::default()
+            },
+        )
+        .err(),
         "batch" => batch::split(input).err(),
         "ack" => ack::parse_ack(input).err(),
         other => panic!("unknown mode {other:?}"),
@@ -61,9 +70,18 @@ fn malformed_inputs_never_build_an_ack_but_get_a_nak() {
 
 #[test]
 fn valid_files_round_trip_byte_exact() {
-    for name in ["adt_a01_v2.3.hl7", "adt_a01_v2.5.1.hl7", "oru_r01_v2.4.hl7", "adt_a08_latin1.hl7", "adt_a04_utf8.hl7"] {
+    for name in [
+        "adt_a01_v2.3.hl7",
+        "adt_a01_v2.5.1.hl7",
+        "oru_r01_v2.4.hl7",
+        "adt_a08_latin1.hl7",
+        "adt_a04_utf8.hl7",
+    ] {
         let input = read_valid(name);
-        let strict = ParseOptions { strict_charset: true, ..Default::default() };
+        let strict = ParseOptions {
+            strict_charset: true,
+            ..Default::default()
+        };
         let message = Message::parse_with(&input, &strict).unwrap_or_else(|e| panic!("{name}: {e}"));
         assert_eq!(message.to_bytes(), input, "{name}");
         assert_eq!(OwnedMessage::parse(&input).unwrap().to_bytes(), input, "{name}");
@@ -90,7 +108,10 @@ fn adt_v251_keeps_formatting_escapes_and_resolves_delimiter_escapes() {
     assert_eq!(m.get("MSH-9.3").unwrap().as_deref(), Some("ADT_A01"));
     assert_eq!(m.control_id().as_deref(), Some("CNTRL-3456"));
     assert_eq!(m.charset().map(|c| c.hl7_name()), Some("UNICODE UTF-8"));
-    assert_eq!(m.get("NTE-3").unwrap().as_deref(), Some("Admitted via ER\\.br\\Observation ward & monitoring"));
+    assert_eq!(
+        m.get("NTE-3").unwrap().as_deref(),
+        Some("Admitted via ER\\.br\\Observation ward & monitoring")
+    );
     assert_eq!(m.get("PID-5.7").unwrap().as_deref(), Some("L"));
 }
 
@@ -101,14 +122,20 @@ fn oru_observations_by_segment_occurrence() {
     assert_eq!(m.message_type().as_deref(), Some("ORU^R01"));
     assert_eq!(m.get("OBX(2)-3.2").unwrap().as_deref(), Some("Triglyceride"));
     assert_eq!(m.get("OBX(2)-8").unwrap().as_deref(), Some("H"));
-    assert_eq!(m.get("OBX(4)-5").unwrap().as_deref(), Some("Fasting | 12h\r\nrepeat test"));
+    assert_eq!(
+        m.get("OBX(4)-5").unwrap().as_deref(),
+        Some("Fasting | 12h\r\nrepeat test")
+    );
     assert_eq!(m.segments().filter(|s| s.name() == "OBX").count(), 4);
 }
 
 #[test]
 fn latin1_name_decodes_to_utf8_and_encodes_back() {
     let input = read_valid("adt_a08_latin1.hl7");
-    assert!(input.windows(2).any(|w| w == b"H\xc9"), "sample is not latin-1 encoded");
+    assert!(
+        input.windows(2).any(|w| w == b"H\xc9"),
+        "sample is not latin-1 encoded"
+    );
     let m = Message::parse(&input).unwrap();
     assert_eq!(m.get("PID-5.1").unwrap().as_deref(), Some("HÉBERT"));
     assert_eq!(m.get("PID-5.2").unwrap().as_deref(), Some("Amélie"));
@@ -116,7 +143,10 @@ fn latin1_name_decodes_to_utf8_and_encodes_back() {
     owned.set("PID-5.2", "Zoé").unwrap();
     assert_eq!(owned.get_raw("PID-5.2").unwrap(), Some(&b"Zo\xe9"[..]));
     let err = owned.set("PID-5.2", "Zoë 😀").unwrap_err();
-    assert_eq!(err.to_string(), "cannot set PID-5.2: the value has characters that 8859/1 cannot represent");
+    assert_eq!(
+        err.to_string(),
+        "cannot set PID-5.2: the value has characters that 8859/1 cannot represent"
+    );
 }
 
 #[test]
@@ -131,7 +161,10 @@ fn utf8_text_reads_unchanged() {
 fn fhs_batch_splits_into_its_messages() {
     let input = read_valid("batch_fhs.hl7");
     let messages = batch::split(&input).unwrap();
-    let ids: Vec<String> = messages.iter().map(|m| Message::parse(m).unwrap().control_id().unwrap()).collect();
+    let ids: Vec<String> = messages
+        .iter()
+        .map(|m| Message::parse(m).unwrap().control_id().unwrap())
+        .collect();
     assert_eq!(ids, ["B1", "B2", "B3"]);
     let third = Message::parse(messages[2]).unwrap();
     assert_eq!(third.message_type().as_deref(), Some("ORU^R01"));
@@ -143,5 +176,12 @@ fn plain_file_of_lf_messages_splits() {
     let input = read_valid("multi_plain_lf.hl7");
     let messages = batch::split(&input).unwrap();
     assert_eq!(messages.len(), 2);
-    assert_eq!(Message::parse(messages[1]).unwrap().get("PID-5.1").unwrap().as_deref(), Some("NAME5"));
+    assert_eq!(
+        Message::parse(messages[1])
+            .unwrap()
+            .get("PID-5.1")
+            .unwrap()
+            .as_deref(),
+        Some("NAME5")
+    );
 }

@@ -9,16 +9,18 @@ const PUNCTUATION: &[u8] = b"!\"#$%&'()*+,-/:;<=>?@[\\]^_`{|}~";
 
 /// Five (or six, with a v2.7 truncation character) distinct delimiters in random roles.
 fn delimiters() -> impl Strategy<Value = Delimiters> {
-    (proptest::sample::subsequence(PUNCTUATION, 6).prop_shuffle(), any::<bool>()).prop_map(|(d, truncation)| {
-        Delimiters {
+    (
+        proptest::sample::subsequence(PUNCTUATION, 6).prop_shuffle(),
+        any::<bool>(),
+    )
+        .prop_map(|(d, truncation)| Delimiters {
             field: d[0],
             component: d[1],
             repetition: d[2],
             escape: d[3],
             subcomponent: d[4],
             truncation: truncation.then_some(d[5]),
-        }
-    })
+        })
 }
 
 /// Leaf text: letters, digits, spaces, non-ASCII characters and escape sequences.
@@ -30,12 +32,16 @@ fn leaf(d: Delimiters) -> BoxedStrategy<String> {
         1 => proptest::sample::select(vec!["F", "S", "T", "R", "E", "X0D0A", ".br", "H", "N"])
             .prop_map(move |code| format!("{esc}{code}{esc}")),
     ];
-    proptest::collection::vec(piece, 0..3).prop_map(|pieces| pieces.concat()).boxed()
+    proptest::collection::vec(piece, 0..3)
+        .prop_map(|pieces| pieces.concat())
+        .boxed()
 }
 
 /// Joins strategies' outputs with a separator, `n` times.
 fn joined(inner: BoxedStrategy<String>, sep: u8, max: usize) -> BoxedStrategy<String> {
-    proptest::collection::vec(inner, 1..=max).prop_map(move |parts| parts.join(&char::from(sep).to_string())).boxed()
+    proptest::collection::vec(inner, 1..=max)
+        .prop_map(move |parts| parts.join(&char::from(sep).to_string()))
+        .boxed()
 }
 
 fn field(d: Delimiters) -> BoxedStrategy<String> {
@@ -45,7 +51,9 @@ fn field(d: Delimiters) -> BoxedStrategy<String> {
 }
 
 fn segment_name() -> impl Strategy<Value = String> {
-    "[A-Z][A-Z0-9]{2}".prop_filter("header names", |n| !["MSH", "FHS", "BHS", "BTS", "FTS"].contains(&n.as_str()))
+    "[A-Z][A-Z0-9]{2}".prop_filter("header names", |n| {
+        !["MSH", "FHS", "BHS", "BTS", "FTS"].contains(&n.as_str())
+    })
 }
 
 /// A whole message with random delimiters, as text, and whether it ends with `\r`.
@@ -78,13 +86,19 @@ fn message() -> impl Strategy<Value = (String, Delimiters)> {
 /// A path that can be written and read back: no MSH-1/2, no MSH fields the parser requires.
 fn writable_path() -> impl Strategy<Value = String> {
     let sub = (1usize..4).prop_map(|s| format!(".{s}"));
-    let component = (1usize..5, proptest::option::of(sub)).prop_map(|(c, s)| format!(".{c}{}", s.unwrap_or_default()));
+    let component =
+        (1usize..5, proptest::option::of(sub)).prop_map(|(c, s)| format!(".{c}{}", s.unwrap_or_default()));
     let repetition = (1usize..4).prop_map(|r| format!("({r})"));
     let tail = (proptest::option::of(repetition), proptest::option::of(component))
         .prop_map(|(r, c)| format!("{}{}", r.unwrap_or_default(), c.unwrap_or_default()));
-    let other = (prop_oneof![Just("PID".to_owned()), Just("OBX".to_owned()), segment_name()], 1usize..4, 1usize..15)
+    let other = (
+        prop_oneof![Just("PID".to_owned()), Just("OBX".to_owned()), segment_name()],
+        1usize..4,
+        1usize..15,
+    )
         .prop_map(|(name, n, field)| format!("{name}({n})-{field}"));
-    let msh = proptest::sample::select(vec![3usize, 4, 5, 6, 7, 8, 10, 11, 13]).prop_map(|f| format!("MSH-{f}"));
+    let msh =
+        proptest::sample::select(vec![3usize, 4, 5, 6, 7, 8, 10, 11, 13]).prop_map(|f| format!("MSH-{f}"));
     (prop_oneof![3 => other, 1 => msh], tail).prop_map(|(head, tail)| format!("{head}{tail}"))
 }
 
@@ -93,7 +107,8 @@ fn any_text() -> impl Strategy<Value = String> {
     prop_oneof![any::<String>(), "[|^~\\\\&#\r\n\t\u{0}\u{b}\u{1c}a-z .é]{0,24}"]
 }
 
-const BASE: &[u8] = b"MSH|^~\\&|A|B|C|D|20240101||ADT^A01|1|P|2.5\rPID|1||123^^^H^MR||DOE^JOHN\rOBX|1|ST|X||v\r";
+const BASE: &[u8] =
+    b"MSH|^~\\&|A|B|C|D|20240101||ADT^A01|1|P|2.5\rPID|1||123^^^H^MR||DOE^JOHN\rOBX|1|ST|X||v\r";
 
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(1_000))]
