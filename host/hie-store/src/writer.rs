@@ -496,7 +496,10 @@ impl Writer {
     fn reclaim(&mut self) -> Result<u64, StoreError> {
         let before = crate::sqlite::disk_usage(&self.settings.path);
         let run = |conn: &Connection| -> rusqlite::Result<()> {
-            conn.execute_batch("PRAGMA incremental_vacuum")?;
+            // each step frees some pages, so step the pragma to its end
+            let mut vacuum = conn.prepare("PRAGMA incremental_vacuum")?;
+            let mut rows = vacuum.query([])?;
+            while rows.next()?.is_some() {}
             conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))
         };
         if let Err(e) = run(&self.conn) {

@@ -1,0 +1,603 @@
+//! Behaviour of the SQLite store: what callers get back and what ends up in the file.
+
+mod common;
+
+use std::collections::HashSet;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use common::{adt, open, sized};
+use hie_core::Envelope;
+use hie_store::{
+    FaultInjector, Ingested, ManualClock, MessageStore, SearchQuery, SqliteStore, Status, StoreConfig,
+    StoreError, TraceKey, WriteBatch,
+};
+
+#[test]
+fn ingested_message_reads_back_byte_for_byte() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(dir.path());
+    let (mut msg, idx) = adt("C1", "P1");
+    msg.properties.insert("peer".into(), "10.0.0.1:5000".into());
+    msg.body = Bytes::from_static(b"MSH|^~\\&|\xff\x00\r");
+    store.ingest(&msg, &idx, "in").unwrap();
+
+    let stored = store.get(msg.id).unwrap().expect("stored");
+    assert_eq!(stored.envelope, msg);
+    assert_eq!(stored.indexed, idx);
+    assert_eq!(stored.states.len(), 1);
+    assert_eq!(stored.states[0].item, "in");
+    assert_eq!(stored.states[0].status, Status::Queued);
+    assert_eq!(
+        store.ingest(&msg, &idx, "in"),
+        Err(StoreError::AlreadyStored { id: msg.id })
+    );
+}
+
+#[test]
+fn concurrent_ingests_share_commits() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(dir.path());
+    let threads = 16;
+    let per_thread = 200;
+    let commits: Vec<Vec<u64>> = std::thread::scope(|s| {
+        let handles: Vec<_> = (0..threads)
+            .map(|t| {
+                let store = store.clone();
+                s.spawn(move || {
+                    (0..per_thread)
+                        .map(|i| {
+                            let (msg, idx) = adt(&format!("T{t}-{i}"), "P1");
+                            store.ingest(&msg, &idx, "in").expect("ingest").transaction
+                        })
+                        .collect::<Vec<_>>()
+                })
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    let messages = threads * per_thread;
+    let transactions: HashSet<u64> = commits.into_iter().flatten().collect();
+    let stats = store.stats();
+    assert_eq!(store.count_messages().unwrap(), messages as u64);
+    assert_eq!(stats.batches, messages as u64);
+    assert!(
+        stats.transactions < messages as u64,
+        "{} transactions for {messages} messages: no group commit",
+        stats.transactions
+    );
+    assert_eq!(transactions.len() as u64, stats.transactions);
+}
+
+#[test]
+fn recovery_returns_open_work_per_item_in_order_with_next_attempt() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut ids_a = Vec::new();
+    let mut ids_b = Vec::new();
+    {
+        let store = open(dir.path());
+        for i in 0..6 {
+            let (msg, idx) = adt(&format!("A{i}"), "P1");
+            store.ingest(&msg, &idx, "a").unwrap();
+            ids_a.push(msg.id);
+            let (msg, idx) = adt(&format!("B{i}"), "P2");
+            store.ingest(&msg, &idx, "b").unwrap();
+            ids_b.push(msg.id);
+        }
+        let mut batch = WriteBatch::new();
+        batch
+            .mark(ids_a[0], "a", Status::Done, 1, Some("sha256:1"), None)
+            .mark(ids_a[1], "a", Status::InFlight, 1, Some("sha256:1"), None)
+            .mark(ids_a[2], "a", Status::DeadLettered, 3, None, Some("no route"))
+            .mark(ids_a[3], "a", Status::Failed, 2, None, Some("timeout"))
+            .mark(ids_b[5], "b", Status::Done, 1, None, None);
+        store.write(batch).unwrap();
+    }
+    let store = open(dir.path());
+    let recovered = store.recover().unwrap();
+    let got: Vec<(String, uuid::Uuid, u32, bool)> = recovered
+        .iter()
+        .map(|r| (r.item.clone(), r.envelope.id, r.envelope.attempt, r.was_in_flight))
+        .collect();
+    let want = vec![
+        ("a".to_owned(), ids_a[1], 2, true),
+        ("a".to_owned(), ids_a[3], 3, true),
+        ("a".to_owned(), ids_a[4], 1, false),
+        ("a".to_owned(), ids_a[5], 1, false),
+        ("b".to_owned(), ids_b[0], 1, false),
+        ("b".to_owned(), ids_b[1], 1, false),
+        ("b".to_owned(), ids_b[2], 1, false),
+        ("b".to_owned(), ids_b[3], 1, false),
+        ("b".to_owned(), ids_b[4], 1, false),
+    ];
+    assert_eq!(got, want);
+    assert_eq!(
+        recovered[0].envelope.body,
+        store.get(ids_a[1]).unwrap().unwrap().envelope.body
+    );
+}
+
+#[test]
+fn dedup_window_returns_stored_ack_inside_and_stores_outside() {
+    let dir = tempfile::tempdir().unwrap();
+    let clock = ManualClock::new(1_800_000_000_000);
+    let config = StoreConfig {
+        dedup_window: Duration::from_secs(60),
+        clock: hie_store::Clock::Manual(clock.clone()),
+        ..StoreConfig::default()
+    };
+    let store = SqliteStore::open(dir.path(), config).unwrap();
+    let ack = Bytes::from_static(b"MSH|^~\\&|HIE|HIE|LAB|HOSP||ACK|A1|P|2.5\rMSA|AA|C1\r");
+    let (first, idx) = adt("C1", "P1");
+    assert!(matches!(
+        store.ingest_dedup(&first, &idx, "in", Some(ack.clone())).unwrap(),
+        Ingested::Stored(_)
+    ));
+
+    clock.advance(Duration::from_secs(59));
+    let (resent, _) = adt("C1", "P1");
+    assert_eq!(
+        store.ingest_dedup(&resent, &idx, "in", None).unwrap(),
+        Ingested::Duplicate {
+            original: first.id,
+            ack: Some(ack.clone())
+        }
+    );
+    assert_eq!(store.get(resent.id).unwrap(), None);
+
+    clock.advance(Duration::from_secs(2));
+    let (late, _) = adt("C1", "P1");
+    assert!(matches!(
+        store.ingest_dedup(&late, &idx, "in", None).unwrap(),
+        Ingested::Stored(_)
+    ));
+    assert!(store.get(late.id).unwrap().is_some());
+}
+
+#[test]
+fn dedup_sees_a_first_copy_still_without_ack_then_its_recorded_ack() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(dir.path());
+    let (first, idx) = adt("C7", "P1");
+    store.ingest_dedup(&first, &idx, "in", None).unwrap();
+    let (again, _) = adt("C7", "P1");
+    assert_eq!(
+        store.ingest_dedup(&again, &idx, "in", None).unwrap(),
+        Ingested::Duplicate {
+            original: first.id,
+            ack: None
+        }
+    );
+    let ack = Bytes::from_static(b"MSA|AA|C7");
+    store.record_ack(&idx.ack_key().unwrap(), ack.clone()).unwrap();
+    assert_eq!(
+        store.ingest_dedup(&again, &idx, "in", None).unwrap(),
+        Ingested::Duplicate {
+            original: first.id,
+            ack: Some(ack)
+        }
+    );
+    // another sender with the same control id is a different message
+    let (other, mut other_idx) = adt("C7", "P1");
+    other_idx.sending_app = Some("RAD".into());
+    assert!(matches!(
+        store.ingest_dedup(&other, &other_idx, "in", None).unwrap(),
+        Ingested::Stored(_)
+    ));
+}
+
+#[test]
+fn failed_commit_answers_unavailable_and_intake_resumes_after_probe() {
+    let dir = tempfile::tempdir().unwrap();
+    let faults = FaultInjector::new();
+    let config = StoreConfig {
+        fault_injector: Some(faults.clone()),
+        probe_interval: Duration::ZERO,
+        ..StoreConfig::default()
+    };
+    let store = SqliteStore::open(dir.path(), config).unwrap();
+    let (before, idx) = adt("OK1", "P1");
+    store.ingest(&before, &idx, "in").unwrap();
+
+    faults.fail_commits(true);
+    let attempts: Vec<(Envelope, Result<_, StoreError>)> = std::thread::scope(|s| {
+        let handles: Vec<_> = (0..8)
+            .map(|i| {
+                let store = store.clone();
+                s.spawn(move || {
+                    let (msg, idx) = adt(&format!("F{i}"), "P1");
+                    let result = store.ingest(&msg, &idx, "in");
+                    (msg, result)
+                })
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    for (msg, result) in &attempts {
+        assert!(
+            matches!(result, Err(StoreError::Unavailable { .. })),
+            "got {result:?}"
+        );
+        assert_eq!(store.get(msg.id).unwrap(), None, "a failed write is visible");
+    }
+    assert!(faults.injected() > 0);
+    assert!(store.stats().faulted);
+    assert!(!store.is_writable());
+    let mut mark = WriteBatch::new();
+    mark.mark(before.id, "in", Status::Done, 1, None, None);
+    assert!(matches!(
+        store.write(mark.clone()),
+        Err(StoreError::Unavailable { .. })
+    ));
+    assert_eq!(
+        store.get(before.id).unwrap().unwrap().states[0].status,
+        Status::Queued
+    );
+
+    faults.fail_commits(false);
+    assert!(store.is_writable());
+    assert!(!store.stats().faulted);
+    store.write(mark).unwrap();
+    let (after, idx) = adt("OK2", "P1");
+    store.ingest(&after, &idx, "in").unwrap();
+    assert!(store.get(after.id).unwrap().is_some());
+    assert_eq!(store.count_messages().unwrap(), 2);
+}
+
+#[test]
+fn a_bad_batch_fails_alone_inside_a_shared_commit() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(dir.path());
+    let (msg, idx) = adt("C1", "P1");
+    let mut bad = WriteBatch::new();
+    bad.ingest(&msg, &idx, "in")
+        .mark(uuid::Uuid::now_v7(), "in", Status::Done, 1, None, None);
+    let (good_msg, good_idx) = adt("C2", "P1");
+    let mut good = WriteBatch::new();
+    good.ingest(&good_msg, &good_idx, "in");
+    let bad = store.submit(bad);
+    let good = store.submit(good);
+    assert!(matches!(bad.wait(), Err(StoreError::NotFound { .. })));
+    good.wait().unwrap();
+    assert_eq!(
+        store.get(msg.id).unwrap(),
+        None,
+        "a failed batch is all or nothing"
+    );
+    assert!(store.get(good_msg.id).unwrap().is_some());
+}
+
+#[tokio::test]
+async fn submit_can_be_awaited() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(dir.path());
+    let (msg, idx) = adt("C1", "P1");
+    let mut batch = WriteBatch::new();
+    batch.ingest(&msg, &idx, "in");
+    let outcome = store.submit(batch).await.unwrap();
+    assert_eq!(outcome.applied, vec![hie_store::Applied::Stored]);
+    assert!(store.get(msg.id).unwrap().is_some());
+}
+
+#[test]
+fn search_finds_by_each_filter_newest_first() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(dir.path());
+    let mut ids = Vec::new();
+    for i in 0..20 {
+        let (mut msg, mut idx) = adt(&format!("C{i}"), &format!("P{}", i % 3));
+        if i % 2 == 1 {
+            idx.message_type = Some("ORU^R01".into());
+        }
+        msg.created_at_ms = 1_000 + i;
+        store.ingest(&msg, &idx, "in").unwrap();
+        ids.push(msg.id);
+    }
+    store.mark(ids[4], "in", Status::Done, 1, None, None).unwrap();
+    let child = Envelope::hl7("router", "x");
+    store.enqueue(&child, &Default::default(), "out").unwrap();
+    let search =
+        |q: SearchQuery| -> Vec<uuid::Uuid> { store.search(&q).unwrap().into_iter().map(|s| s.id).collect() };
+
+    assert_eq!(
+        search(SearchQuery {
+            control_id: Some("C7".into()),
+            ..Default::default()
+        }),
+        vec![ids[7]]
+    );
+    assert_eq!(
+        search(SearchQuery {
+            patient_id: Some("P1".into()),
+            ..Default::default()
+        }),
+        vec![ids[19], ids[16], ids[13], ids[10], ids[7], ids[4], ids[1]]
+    );
+    assert_eq!(
+        search(SearchQuery {
+            patient_id: Some("P1".into()),
+            message_type: Some("ORU^R01".into()),
+            limit: 2,
+            ..Default::default()
+        }),
+        vec![ids[19], ids[13]]
+    );
+    assert_eq!(
+        search(SearchQuery {
+            status: Some(Status::Done),
+            ..Default::default()
+        }),
+        vec![ids[4]]
+    );
+    assert_eq!(
+        search(SearchQuery {
+            item: Some("out".into()),
+            ..Default::default()
+        }),
+        vec![child.id]
+    );
+    assert_eq!(
+        search(SearchQuery {
+            since_ms: Some(1_003),
+            until_ms: Some(1_005),
+            ..Default::default()
+        }),
+        vec![ids[4], ids[3]]
+    );
+    assert_eq!(
+        search(SearchQuery {
+            session: Some(ids[2]),
+            ..Default::default()
+        }),
+        vec![ids[2]]
+    );
+}
+
+#[test]
+fn search_by_control_id_and_patient_uses_an_index() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(dir.path());
+    for i in 0..50 {
+        let (msg, idx) = adt(&format!("C{i}"), &format!("P{i}"));
+        store.ingest(&msg, &idx, "in").unwrap();
+    }
+    for (query, index) in [
+        (
+            SearchQuery {
+                control_id: Some("C3".into()),
+                ..Default::default()
+            },
+            "messages_control_id",
+        ),
+        (
+            SearchQuery {
+                patient_id: Some("P3".into()),
+                ..Default::default()
+            },
+            "messages_patient_id",
+        ),
+        (
+            SearchQuery {
+                patient_id: Some("P3".into()),
+                status: Some(Status::Queued),
+                ..Default::default()
+            },
+            "messages_patient_id",
+        ),
+    ] {
+        let plan = store.explain_search(&query).unwrap();
+        assert!(
+            plan.iter()
+                .any(|line| line.contains("USING INDEX") && line.contains(index)),
+            "plan for {query:?} does not use {index}: {plan:?}"
+        );
+        assert!(
+            !plan.iter().any(|line| line.starts_with("SCAN m")),
+            "plan scans messages: {plan:?}"
+        );
+    }
+}
+
+#[test]
+fn trace_lists_hops_of_a_message_and_its_session() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(dir.path());
+    let (msg, idx) = adt("C1", "P1");
+    store.ingest(&msg, &idx, "in").unwrap();
+    let child = msg.derive("router", "transformed");
+    let mut batch = WriteBatch::new();
+    batch
+        .mark(msg.id, "in", Status::InFlight, 1, Some("sha256:aa"), None)
+        .enqueue(&child, &idx, "out")
+        .mark(msg.id, "in", Status::Done, 1, Some("sha256:aa"), None);
+    store.write(batch).unwrap();
+    store
+        .mark(
+            child.id,
+            "out",
+            Status::Failed,
+            1,
+            Some("sha256:bb"),
+            Some("connection refused"),
+        )
+        .unwrap();
+
+    let hops = |key| -> Vec<(uuid::Uuid, String, Status, Option<String>)> {
+        store
+            .trace(key)
+            .unwrap()
+            .into_iter()
+            .map(|e| (e.message_id, e.item, e.status, e.error))
+            .collect()
+    };
+    assert_eq!(
+        hops(TraceKey::Message(msg.id)),
+        vec![
+            (msg.id, "in".into(), Status::Queued, None),
+            (msg.id, "in".into(), Status::InFlight, None),
+            (msg.id, "in".into(), Status::Done, None),
+        ]
+    );
+    let session = hops(TraceKey::Session(msg.session_id));
+    assert_eq!(session.len(), 5);
+    assert_eq!(
+        session[4],
+        (
+            child.id,
+            "out".into(),
+            Status::Failed,
+            Some("connection refused".into())
+        )
+    );
+    let events = store.trace(TraceKey::Message(child.id)).unwrap();
+    assert_eq!(events[0].parent_id, Some(msg.id));
+    assert_eq!(events[1].plugin_version.as_deref(), Some("sha256:bb"));
+}
+
+#[test]
+fn dead_letters_can_be_listed_requeued_and_discarded() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(dir.path());
+    let (a, idx_a) = adt("C1", "P1");
+    let (b, idx_b) = adt("C2", "P1");
+    store.ingest(&a, &idx_a, "out").unwrap();
+    store.ingest(&b, &idx_b, "out").unwrap();
+    store
+        .mark(a.id, "out", Status::DeadLettered, 3, None, Some("AR from peer"))
+        .unwrap();
+    store
+        .mark(b.id, "out", Status::DeadLettered, 2, None, Some("timeout"))
+        .unwrap();
+
+    let listed = store.dead_letters(Some("out"), 10).unwrap();
+    assert_eq!(
+        listed.iter().map(|d| d.summary.id).collect::<Vec<_>>(),
+        vec![a.id, b.id]
+    );
+    assert_eq!(listed[0].error.as_deref(), Some("AR from peer"));
+    assert_eq!(listed[0].attempt, 3);
+    assert!(store.dead_letters(Some("other"), 10).unwrap().is_empty());
+
+    store.requeue_dead_letter(a.id, "out").unwrap();
+    store.discard_dead_letter(b.id, "out").unwrap();
+    assert!(store.dead_letters(None, 10).unwrap().is_empty());
+    let recovered = store.recover().unwrap();
+    assert_eq!(recovered.len(), 1);
+    assert_eq!(
+        (recovered[0].envelope.id, recovered[0].envelope.attempt),
+        (a.id, 4)
+    );
+    assert_eq!(
+        store.get(b.id).unwrap().unwrap().states[0].status,
+        Status::Discarded
+    );
+    assert!(matches!(
+        store.discard_dead_letter(a.id, "out"),
+        Err(StoreError::WrongState { .. })
+    ));
+}
+
+#[test]
+fn resend_queues_a_copy_with_a_fresh_id() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(dir.path());
+    let (msg, idx) = adt("C1", "P1");
+    store.ingest(&msg, &idx, "in").unwrap();
+    store.mark(msg.id, "in", Status::Done, 1, None, None).unwrap();
+    let copy_id = store.resend(msg.id, "out").unwrap();
+    assert_ne!(copy_id, msg.id);
+    let copy = store.get(copy_id).unwrap().unwrap();
+    assert_eq!(copy.envelope.body, msg.body);
+    assert_eq!(copy.envelope.parent_id, Some(msg.id));
+    assert_eq!(copy.envelope.session_id, msg.session_id);
+    assert_eq!(copy.indexed, idx);
+    let recovered = store.recover().unwrap();
+    assert_eq!(recovered.len(), 1);
+    assert_eq!(
+        (recovered[0].item.as_str(), recovered[0].envelope.id),
+        ("out", copy_id)
+    );
+    assert!(matches!(
+        store.resend(uuid::Uuid::now_v7(), "out"),
+        Err(StoreError::NotFound { .. })
+    ));
+}
+
+#[test]
+fn purge_keeps_open_work_and_the_file_shrinks() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(dir.path());
+    let mut done = Vec::new();
+    let mut open_ids = Vec::new();
+    for chunk in 0..20 {
+        let mut batch = WriteBatch::new();
+        for i in 0..100 {
+            let (msg, idx) = sized(&format!("C{chunk}-{i}"), 8 * 1024);
+            batch.ingest(&msg, &idx, "in");
+            if i == 0 {
+                open_ids.push(msg.id);
+            } else {
+                batch.mark(msg.id, "in", Status::Done, 1, None, None);
+                done.push(msg.id);
+            }
+        }
+        store.write(batch).unwrap();
+    }
+    store.reclaim_space().unwrap();
+    let before = std::fs::metadata(store.path()).unwrap().len();
+
+    assert!(matches!(
+        store.purge(u64::MAX, &[Status::Queued]),
+        Err(StoreError::Invalid(_))
+    ));
+    let purged = store.purge(hie_core::now_ms() + 1, &[Status::Done]).unwrap();
+    assert_eq!(purged, done.len() as u64);
+    let freed = store.reclaim_space().unwrap();
+    let after = std::fs::metadata(store.path()).unwrap().len();
+
+    assert!(after * 4 < before, "file went from {before} to {after} bytes");
+    assert!(freed > 0);
+    assert_eq!(store.count_messages().unwrap(), open_ids.len() as u64);
+    for id in &open_ids {
+        assert!(store.get(*id).unwrap().is_some());
+    }
+    assert_eq!(store.get(done[0]).unwrap(), None);
+    assert!(store.trace(TraceKey::Message(done[0])).unwrap().is_empty());
+}
+
+#[test]
+fn background_retention_purges_and_stops_when_dropped() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(dir.path());
+    let (msg, idx) = adt("C1", "P1");
+    store.ingest(&msg, &idx, "in").unwrap();
+    store.mark(msg.id, "in", Status::Done, 1, None, None).unwrap();
+    let policy = hie_store::RetentionPolicy {
+        keep_for: Duration::ZERO,
+        ..Default::default()
+    };
+    let task = store.spawn_retention(policy, Duration::from_millis(10)).unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while store.count_messages().unwrap() > 0 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "retention did not purge within 10 s"
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    drop(task);
+}
+
+#[test]
+fn store_handles_outlive_each_other_and_the_writer_commits_before_stopping() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Arc::new(open(dir.path()));
+    let (msg, idx) = adt("C1", "P1");
+    let mut batch = WriteBatch::new();
+    batch.ingest(&msg, &idx, "in");
+    let pending = store.submit(batch);
+    drop(store);
+    pending.wait().unwrap();
+    assert!(open(dir.path()).get(msg.id).unwrap().is_some());
+}
