@@ -168,9 +168,10 @@ pub fn build_nak_unparseable(reason: &str) -> Vec<u8> {
         .build_unparseable()
 }
 
-/// Reads MSA (and ERR) of an acknowledgment message.
+/// Reads MSA (and ERR) of an acknowledgment message. MSH-9 and MSH-12 are not required,
+/// as some systems leave them out of their ACKs.
 pub fn parse_ack(bytes: &[u8]) -> Result<AckInfo, ParseError> {
-    let ack = Message::parse(bytes)?;
+    let ack = Message::parse_reply(bytes)?;
     if ack.segment("MSA", 1).is_none() {
         return Err(ParseError::MissingSegment { name: "MSA" });
     }

@@ -3,6 +3,24 @@
 //! [`Message`] is a zero-copy view over the input bytes; [`OwnedMessage`] is an editable
 //! copy whose untouched parts serialize byte-exact. No I/O: this crate builds for
 //! `wasm32-wasip2` and is shared with plugins through the SDK.
+//!
+//! ```
+//! use hie_hl7::{Message, ack};
+//!
+//! let input = b"MSH|^~\\&|LAB|F|EMR|F|20240101||ORU^R01^ORU_R01|42|P|2.5.1\rPID|1||7^^^H^MR~8^^^N^NI||DOE^JANE\r";
+//! let msg = Message::parse(input)?;
+//! assert_eq!(msg.message_type().as_deref(), Some("ORU^R01"));
+//! assert_eq!(msg.get("PID-3(2).1")?.as_deref(), Some("8"));
+//! assert_eq!(msg.to_bytes(), input);
+//!
+//! let mut edited = msg.to_owned_message();
+//! edited.set("PID-5.2", "ANN|MARIE")?; // stored escaped as ANN\F\MARIE
+//! assert_eq!(edited.get("PID-5.2")?.as_deref(), Some("ANN|MARIE"));
+//!
+//! let reply = ack::build_ack(&msg, ack::AckCode::AA, None);
+//! assert_eq!(ack::parse_ack(&reply)?.control_id.as_deref(), Some("42"));
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 

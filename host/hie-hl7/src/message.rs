@@ -85,6 +85,19 @@ impl<'a> Message<'a> {
 
     /// Parses with the given options.
     pub fn parse_with(input: &'a [u8], opts: &ParseOptions) -> Result<Message<'a>, ParseError> {
+        Message::parse_checked(input, opts, true)
+    }
+
+    /// Parses without requiring MSH-9 and MSH-12, for reading replies from lax peers.
+    pub(crate) fn parse_reply(input: &'a [u8]) -> Result<Message<'a>, ParseError> {
+        Message::parse_checked(input, &ParseOptions::default(), false)
+    }
+
+    fn parse_checked(
+        input: &'a [u8],
+        opts: &ParseOptions,
+        require_msh_fields: bool,
+    ) -> Result<Message<'a>, ParseError> {
         check_start(input)?;
         let (spans, final_terminator) = split_segments(input, opts.accept_lf)?;
         let msh = spans
@@ -95,7 +108,9 @@ impl<'a> Message<'a> {
         for (i, &(s, e)) in spans.iter().enumerate() {
             check_segment(input.get(s..e).unwrap_or_default(), i + 1, &delimiters)?;
         }
-        check_required_msh_fields(msh, &delimiters)?;
+        if require_msh_fields {
+            check_required_msh_fields(msh, &delimiters)?;
+        }
         let charset = CharsetState::from_msh(msh, &delimiters, opts.strict_charset)?;
         if let (true, CharsetState::Known(cs)) = (opts.strict_charset, &charset) {
             validate_charset(input, &spans, cs)?;

@@ -164,3 +164,13 @@ fn timestamps_are_utc_hl7_dtm() {
     assert_eq!(format_timestamp(0), "19700101000000+0000");
     assert_eq!(format_timestamp(1_709_210_096), "20240229123456+0000");
 }
+
+#[test]
+fn lax_acks_without_type_or_version_are_read() {
+    let info = parse_ack(b"MSH|^~\\&|R|F|S|F\rMSA|CA|MSG001\r").unwrap();
+    assert_eq!(
+        (info.code, info.control_id.as_deref()),
+        (AckCode::CA, Some("MSG001"))
+    );
+    assert_eq!(info.text, None);
+}

@@ -54,7 +54,7 @@ fn every_malformed_file_fails_with_its_expected_error() {
 }
 
 #[test]
-fn malformed_inputs_never_build_an_ack_but_get_a_nak() {
+fn every_unparseable_sample_gets_a_readable_nak() {
     for entry in fs::read_dir(corpus("malformed")).unwrap() {
         let path = entry.unwrap().path();
         let input = fs::read(&path).unwrap();

@@ -129,6 +129,11 @@ proptest! {
         let mut message = OwnedMessage::parse(BASE).unwrap();
         message.set(&path, &value).unwrap();
         prop_assert_eq!(message.get(&path).unwrap(), Some(value.clone()));
+        let target = &path.as_bytes()[..3];
+        let untouched = |m: &OwnedMessage| -> Vec<Vec<u8>> {
+            m.segments().filter(|s| s.name().as_bytes() != target).map(|s| s.raw().to_vec()).collect()
+        };
+        prop_assert_eq!(untouched(&message), untouched(&OwnedMessage::parse(BASE).unwrap()));
         let bytes = message.to_bytes();
         let reparsed = Message::parse(&bytes).unwrap();
         prop_assert_eq!(reparsed.get(&path).unwrap(), Some(value.clone()));
