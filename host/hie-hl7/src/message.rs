@@ -46,6 +46,14 @@ pub(crate) enum CharsetState {
 }
 
 impl CharsetState {
+    /// The charset, unless MSH-18 named an unsupported one.
+    pub(crate) fn known(&self) -> Option<Charset> {
+        match self {
+            CharsetState::Known(c) => Some(*c),
+            CharsetState::Unsupported(_) => None,
+        }
+    }
+
     fn from_msh(msh: &[u8], d: &Delimiters, strict: bool) -> Result<CharsetState, ParseError> {
         let value = nth_piece(msh, d.field, 17)
             .and_then(|f| nth_piece(f, d.repetition, 0))
@@ -131,10 +139,7 @@ impl<'a> Message<'a> {
 
     /// The character set from MSH-18, or `None` if MSH-18 names one this crate does not support.
     pub fn charset(&self) -> Option<Charset> {
-        match &self.charset {
-            CharsetState::Known(c) => Some(*c),
-            CharsetState::Unsupported(_) => None,
-        }
+        self.charset.known()
     }
 
     /// The input bytes this message borrows.
@@ -216,17 +221,8 @@ impl<'a> Message<'a> {
 
     /// Serializes with `\r` terminators; byte-exact for input that used `\r` and no blank lines.
     pub fn to_bytes(&self) -> Vec<u8> {
-        let mut out = Vec::with_capacity(self.input.len() + 1);
-        for (i, raw) in self.segments().enumerate() {
-            if i > 0 {
-                out.push(b'\r');
-            }
-            out.extend_from_slice(raw.raw);
-        }
-        if self.final_terminator {
-            out.push(b'\r');
-        }
-        out
+        let segments = self.segments().map(|s| s.raw);
+        serialize(segments, self.input.len() + 1, self.final_terminator)
     }
 
     /// An editable copy.
@@ -238,6 +234,25 @@ impl<'a> Message<'a> {
             self.final_terminator,
         )
     }
+}
+
+/// Segments joined by `\r`, plus a final `\r` if the message had one.
+pub(crate) fn serialize<'s>(
+    segments: impl Iterator<Item = &'s [u8]>,
+    capacity: usize,
+    final_terminator: bool,
+) -> Vec<u8> {
+    let mut out = Vec::with_capacity(capacity);
+    for (i, segment) in segments.enumerate() {
+        if i > 0 {
+            out.push(b'\r');
+        }
+        out.extend_from_slice(segment);
+    }
+    if final_terminator {
+        out.push(b'\r');
+    }
+    out
 }
 
 /// `MSH-9.1^MSH-9.2` from a field reader.

@@ -5,7 +5,7 @@ use crate::delimiters::Delimiters;
 use crate::error::{ParseError, PathError};
 use crate::escape::escape;
 use crate::message::{
-    CharsetState, Message, ParseOptions, Segment, field_piece_index, is_delimiter_field, locate,
+    CharsetState, Message, ParseOptions, Segment, field_piece_index, is_delimiter_field, locate, serialize,
 };
 use crate::path::Path;
 use crate::util::splice_piece;
@@ -58,10 +58,7 @@ impl OwnedMessage {
 
     /// The character set from MSH-18, or `None` if it is not supported.
     pub fn charset(&self) -> Option<Charset> {
-        match &self.charset {
-            CharsetState::Known(c) => Some(*c),
-            CharsetState::Unsupported(_) => None,
-        }
+        self.charset.known()
     }
 
     /// The segments in order.
@@ -152,18 +149,12 @@ impl OwnedMessage {
 
     /// Serializes with `\r` terminators; unchanged segments are byte-exact.
     pub fn to_bytes(&self) -> Vec<u8> {
-        let len: usize = self.segments.iter().map(|s| s.len() + 1).sum();
-        let mut out = Vec::with_capacity(len);
-        for (i, segment) in self.segments.iter().enumerate() {
-            if i > 0 {
-                out.push(b'\r');
-            }
-            out.extend_from_slice(segment);
-        }
-        if self.final_terminator {
-            out.push(b'\r');
-        }
-        out
+        let capacity = self.segments.iter().map(|s| s.len() + 1).sum();
+        serialize(
+            self.segments.iter().map(Vec::as_slice),
+            capacity,
+            self.final_terminator,
+        )
     }
 
     fn encode(&self, path: &Path, text: &str) -> Result<Vec<u8>, PathError> {

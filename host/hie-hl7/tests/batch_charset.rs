@@ -2,6 +2,11 @@
 
 use hie_hl7::{Charset, Message, OwnedMessage, ParseError, PathError, batch};
 
+/// Decoded text at `path` of a message that must parse.
+fn read(input: &[u8], path: &str) -> Option<String> {
+    Message::parse(input).unwrap().get(path).unwrap()
+}
+
 #[test]
 fn split_keeps_each_message_byte_exact_with_crlf() {
     let a = "MSH|^~\\&|A|B|C|D|||ADT^A01|1|P|2.5\r\nPID|1\r\n";
@@ -54,36 +59,25 @@ fn unsupported_charset_parses_but_refuses_decoded_reads() {
 #[test]
 fn iso_8859_parts_decode_through_encoding_rs() {
     let input = b"MSH|^~\\&|A|B|C|D|||ADT^A01|1|P|2.5|||||POL|8859/2\rPID|1||1||\xa3\xf3d\xbc\r";
-    let m = Message::parse(input).unwrap();
-    assert_eq!(m.get("PID-5").unwrap().as_deref(), Some("Łódź"));
-    assert_eq!(m.charset().map(|c| c.hl7_name()), Some("8859/2"));
+    assert_eq!(read(input, "PID-5").as_deref(), Some("Łódź"));
+    assert_eq!(
+        Message::parse(input).unwrap().charset().map(|c| c.hl7_name()),
+        Some("8859/2")
+    );
 }
 
 #[test]
 fn hex_escape_bytes_decode_in_the_message_charset() {
     let input = b"MSH|^~\\&|A|B|C|D|||ADT^A01|1|P|2.5|||||FRA|8859/1\rPID|1||1||H\\XC9\\bert\r";
-    assert_eq!(
-        Message::parse(input).unwrap().get("PID-5").unwrap().as_deref(),
-        Some("HÉbert")
-    );
+    assert_eq!(read(input, "PID-5").as_deref(), Some("HÉbert"));
 }
 
 #[test]
 fn unspecified_charset_reads_utf8_or_falls_back_to_latin1() {
     let utf8 = "MSH|^~\\&|A|B|C|D|||ADT^A01|1|P|2.5\rPID|1||1||Zoë\r";
-    assert_eq!(
-        Message::parse(utf8.as_bytes())
-            .unwrap()
-            .get("PID-5")
-            .unwrap()
-            .as_deref(),
-        Some("Zoë")
-    );
+    assert_eq!(read(utf8.as_bytes(), "PID-5").as_deref(), Some("Zoë"));
     let latin1 = b"MSH|^~\\&|A|B|C|D|||ADT^A01|1|P|2.5\rPID|1||1||Zo\xeb\r";
-    assert_eq!(
-        Message::parse(latin1).unwrap().get("PID-5").unwrap().as_deref(),
-        Some("Zoë")
-    );
+    assert_eq!(read(latin1, "PID-5").as_deref(), Some("Zoë"));
 }
 
 #[test]
