@@ -51,9 +51,10 @@ fn delimiter_code(b: u8, d: &Delimiters) -> Option<&'static str> {
 
 /// Resolves escape sequences in a raw value, giving bytes in the message's character set.
 ///
-/// `\F\ \S\ \T\ \R\ \E\ \P\` become the delimiter, `\Xhh…\` the bytes it spells. Formatting
-/// escapes (`\.br\`, `\H\`, `\N\`…), charset switches and malformed sequences are kept
-/// unchanged. Borrows when `raw` holds no escape character.
+/// `\F\ \S\ \T\ \R\ \E\` (and `\P\` when MSH-2 has a truncation character) become the
+/// delimiter, `\Xhh…\` the bytes it spells. Formatting escapes (`\.br\`, `\H\`, `\N\`…),
+/// charset switches and malformed sequences are kept unchanged. Borrows when `raw` holds
+/// no escape character.
 pub fn unescape<'a>(raw: &'a [u8], d: &Delimiters) -> Cow<'a, [u8]> {
     if !raw.contains(&d.escape) {
         return Cow::Borrowed(raw);
@@ -90,7 +91,8 @@ fn decode_sequence(seq: &[u8], d: &Delimiters) -> Option<Vec<u8>> {
         b"T" => Some(vec![d.subcomponent]),
         b"R" => Some(vec![d.repetition]),
         b"E" => Some(vec![d.escape]),
-        b"P" => Some(vec![d.truncation.unwrap_or(b'#')]),
+        // only defined (v2.7+) when MSH-2 declares a truncation character
+        b"P" => d.truncation.map(|t| vec![t]),
         [b'X' | b'x', hex @ ..] => decode_hex(hex),
         _ => None,
     }

@@ -69,8 +69,11 @@ impl CharsetState {
 
     /// Decodes a raw value at `path` to UTF-8 text.
     pub(crate) fn decode(&self, raw: &[u8], path: &Path, d: &Delimiters) -> Result<String, PathError> {
+        if is_delimiter_field(path) {
+            // validated ASCII punctuation, readable whatever the charset
+            return Ok(String::from_utf8_lossy(raw).into_owned());
+        }
         match self {
-            CharsetState::Known(charset) if is_delimiter_field(path) => Ok(charset.decode(raw).into_owned()),
             CharsetState::Known(charset) => Ok(charset.decode(&unescape(raw, d)).into_owned()),
             CharsetState::Unsupported(name) => Err(PathError::UnsupportedCharset {
                 path: path.to_string(),

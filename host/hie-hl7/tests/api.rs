@@ -152,3 +152,59 @@ fn path_display_round_trips() {
         "invalid path \"PID-0\": indexes are 1-based, 0 is not allowed"
     );
 }
+
+#[test]
+fn escapes_decode_and_formatting_escapes_pass_through() {
+    let input = b"MSH|^~\\&#|A|B|C|D|||ADT^A01|1|P|2.7\rNTE|1||a\\F\\b\\S\\c\\T\\d\\R\\e\\E\\f\\P\\g\\X4142\\h\\.br\\i\\H\\j\\N\\k\\Zfoo\\l\\broken\r";
+    let m = Message::parse(input).unwrap();
+    assert_eq!(m.get("MSH-2").unwrap().as_deref(), Some("^~\\&#"));
+    assert_eq!(
+        m.get("NTE-3").unwrap().as_deref(),
+        Some("a|b^c&d~e\\f#gABh\\.br\\i\\H\\j\\N\\k\\Zfoo\\l\\broken")
+    );
+    let without_truncation = b"MSH|^~\\&|A|B|C|D|||ADT^A01|1|P|2.5\rNTE|1||x\\P\\y\r";
+    assert_eq!(
+        Message::parse(without_truncation)
+            .unwrap()
+            .get("NTE-3")
+            .unwrap()
+            .as_deref(),
+        Some("x\\P\\y")
+    );
+}
+
+#[test]
+fn segments_expose_fields_repetitions_and_components() {
+    let m = Message::parse(ADT).unwrap();
+    let pid = m.segment("PID", 1).unwrap();
+    assert_eq!(pid.name(), "PID");
+    assert_eq!(pid.field_count(), 11);
+    let ids: Vec<&[u8]> = pid
+        .field(3)
+        .unwrap()
+        .repetitions()
+        .map(|r| r.component(1).unwrap().raw())
+        .collect();
+    assert_eq!(ids, [&b"12345"[..], &b"67890"[..]]);
+    let msh = m.segments().next().unwrap();
+    assert_eq!(msh.field(1).unwrap().raw(), b"|");
+    assert_eq!(
+        msh.field(2).unwrap().repetitions().count(),
+        1,
+        "MSH-2 is not split on its own characters"
+    );
+    assert_eq!(
+        msh.field(9)
+            .unwrap()
+            .repetition(1)
+            .unwrap()
+            .component(2)
+            .unwrap()
+            .raw(),
+        b"A01"
+    );
+    assert_eq!(
+        m.segments().map(|s| s.name()).collect::<Vec<_>>(),
+        ["MSH", "EVN", "PID", "PV1", "OBX", "OBX", "OBX"]
+    );
+}
