@@ -14,7 +14,7 @@ pub struct WriteBatch {
 #[derive(Debug, Clone)]
 pub(crate) enum Op {
     Store {
-        msg: Envelope,
+        msg: Box<Envelope>,
         idx: Indexed,
         item: String,
         kind: StoreKind,
@@ -198,7 +198,7 @@ impl WriteBatch {
 
     fn store(&mut self, msg: &Envelope, idx: &Indexed, item: &str, kind: StoreKind) -> &mut Self {
         self.ops.push(Op::Store {
-            msg: msg.clone(),
+            msg: Box::new(msg.clone()),
             idx: idx.clone(),
             item: item.to_owned(),
             kind,

@@ -16,6 +16,8 @@ pub struct StoreConfig {
     pub queue_capacity: usize,
     /// While faulted, least time between probe writes triggered by new intake.
     pub probe_interval: Duration,
+    /// Bytes a probe write must be able to commit before intake resumes after a fault.
+    pub probe_bytes: u64,
     /// Run `PRAGMA quick_check` when opening an existing file (reads the whole file).
     pub check_on_open: bool,
     /// Test hook that makes commits fail as a failing disk would.
@@ -32,6 +34,7 @@ impl Default for StoreConfig {
             max_ops_per_commit: 4096,
             queue_capacity: 65_536,
             probe_interval: Duration::from_secs(1),
+            probe_bytes: 1024 * 1024,
             check_on_open: true,
             fault_injector: None,
             clock: Clock::System,

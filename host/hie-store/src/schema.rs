@@ -88,7 +88,8 @@ const MIGRATIONS: &[&str] = &[
     -- written by probe writes while the store is faulted
     CREATE TABLE probe (
         id    INTEGER PRIMARY KEY,
-        at_ms INTEGER NOT NULL
+        at_ms INTEGER NOT NULL,
+        pad   BLOB NOT NULL
     );
     ",
 ];

@@ -105,6 +105,7 @@ impl SqliteStore {
                 dedup_window_ms: config.dedup_window.as_millis() as u64,
                 max_ops_per_commit: config.max_ops_per_commit.max(1),
                 probe_interval: config.probe_interval,
+                probe_bytes: config.probe_bytes,
                 fault_injector: config.fault_injector.clone(),
                 clock: config.clock.clone(),
             },

@@ -43,6 +43,7 @@ pub(crate) struct WriterSettings {
     pub(crate) dedup_window_ms: u64,
     pub(crate) max_ops_per_commit: usize,
     pub(crate) probe_interval: Duration,
+    pub(crate) probe_bytes: u64,
     pub(crate) fault_injector: Option<FaultInjector>,
     pub(crate) clock: Clock,
 }
@@ -567,8 +568,11 @@ impl Writer {
         let now = self.settings.clock.now_ms() as i64;
         let write = || -> rusqlite::Result<()> {
             self.conn.execute_batch("BEGIN IMMEDIATE")?;
-            self.conn
-                .execute("INSERT OR REPLACE INTO probe (id, at_ms) VALUES (1, ?1)", [now])?;
+            // the padding asks for headroom, so intake does not resume on the last free page
+            self.conn.execute(
+                "INSERT OR REPLACE INTO probe (id, at_ms, pad) VALUES (1, ?1, zeroblob(?2))",
+                [now, self.settings.probe_bytes as i64],
+            )?;
             self.check_injected_fault()?;
             self.conn.execute_batch("COMMIT")
         };
