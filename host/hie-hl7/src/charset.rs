@@ -25,8 +25,9 @@ enum Kind {
     Legacy(&'static Encoding),
 }
 
-/// MSH-18 values (and ISO-IR aliases) this crate decodes.
+/// MSH-18 values (and ISO-IR aliases) this crate decodes, the most used first.
 const SUPPORTED: &[(&str, &str, Kind)] = &[
+    ("UNICODE UTF-8", "UNICODE UTF-8", Kind::Utf8),
     ("ASCII", "ASCII", Kind::Ascii),
     ("ISO IR6", "ASCII", Kind::Ascii),
     ("8859/1", "8859/1", Kind::Latin1),
@@ -49,7 +50,6 @@ const SUPPORTED: &[(&str, &str, Kind)] = &[
     ("8859/9", "8859/9", Kind::Legacy(encoding_rs::WINDOWS_1254)),
     ("ISO IR148", "8859/9", Kind::Legacy(encoding_rs::WINDOWS_1254)),
     ("8859/15", "8859/15", Kind::Legacy(encoding_rs::ISO_8859_15)),
-    ("UNICODE UTF-8", "UNICODE UTF-8", Kind::Utf8),
     ("ISO IR192", "UNICODE UTF-8", Kind::Utf8),
     // pre-2.6 "UNICODE" is sent by most systems meaning UTF-8; UCS-2 would fail on NUL bytes
     ("UNICODE", "UNICODE UTF-8", Kind::Utf8),

@@ -100,9 +100,9 @@ impl Delimiters {
                 reason: format!("\"{}\" {reason}", printable(&[b])),
             })?;
         }
-        let mut all = vec![field];
-        for &b in enc {
-            if all.contains(&b) {
+        for (i, &b) in enc.iter().enumerate() {
+            let earlier = enc.get(..i).unwrap_or_default();
+            if b == field || earlier.contains(&b) {
                 return Err(ParseError::InvalidEncodingCharacters {
                     found: printable(enc),
                     reason: format!(
@@ -111,7 +111,6 @@ impl Delimiters {
                     ),
                 });
             }
-            all.push(b);
         }
         let at = |i: usize| enc.get(i).copied().unwrap_or_default();
         Ok(Delimiters {

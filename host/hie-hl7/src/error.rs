@@ -20,7 +20,7 @@ pub enum ParseError {
         header: String,
     },
     /// The MSH segment ends before its delimiters are complete.
-    #[error("MSH segment is truncated after {len} bytes: {missing} is missing")]
+    #[error("truncated MSH segment: {missing} is missing after {len} bytes")]
     TruncatedMsh {
         /// Length of the MSH segment.
         len: usize,
@@ -28,7 +28,7 @@ pub enum ParseError {
         missing: &'static str,
     },
     /// MSH-1 is not a usable field separator.
-    #[error("MSH-1 field separator \"{found}\" is invalid: it {reason}")]
+    #[error("invalid field separator \"{found}\" in MSH-1: it {reason}")]
     InvalidFieldSeparator {
         /// The separator byte, rendered printable.
         found: String,
@@ -36,7 +36,7 @@ pub enum ParseError {
         reason: &'static str,
     },
     /// MSH-2 does not hold four or five distinct delimiter characters.
-    #[error("MSH-2 encoding characters \"{found}\" are invalid: {reason}")]
+    #[error("invalid encoding characters \"{found}\" in MSH-2: {reason}")]
     InvalidEncodingCharacters {
         /// The MSH-2 value, rendered printable.
         found: String,
@@ -110,7 +110,7 @@ pub enum ParseError {
         name: &'static str,
     },
     /// MSA-1 holds something other than AA/AE/AR/CA/CE/CR.
-    #[error("MSA-1 acknowledgment code \"{found}\" is not one of AA, AE, AR, CA, CE, CR")]
+    #[error("invalid acknowledgment code \"{found}\" in MSA-1: expected AA, AE, AR, CA, CE or CR")]
     InvalidAckCode {
         /// MSA-1 as found, rendered printable.
         found: String,

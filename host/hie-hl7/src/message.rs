@@ -54,9 +54,9 @@ impl CharsetState {
         }
     }
 
-    fn from_msh(msh: &[u8], d: &Delimiters, strict: bool) -> Result<CharsetState, ParseError> {
-        let value = nth_piece(msh, d.field, 17)
-            .and_then(|f| nth_piece(f, d.repetition, 0))
+    /// From the raw MSH-18 field: its first repetition's first component.
+    fn from_msh18(msh18: &[u8], d: &Delimiters, strict: bool) -> Result<CharsetState, ParseError> {
+        let value = nth_piece(msh18, d.repetition, 0)
             .and_then(|r| nth_piece(r, d.component, 0))
             .unwrap_or_default();
         let value = String::from_utf8_lossy(value);
@@ -119,10 +119,11 @@ impl<'a> Message<'a> {
         for (i, &(s, e)) in spans.iter().enumerate() {
             check_segment(input.get(s..e).unwrap_or_default(), i + 1, &delimiters)?;
         }
+        let facts = MshFacts::read(msh, &delimiters);
         if require_msh_fields {
-            check_required_msh_fields(msh, &delimiters)?;
+            facts.check_required()?;
         }
-        let charset = CharsetState::from_msh(msh, &delimiters, opts.strict_charset)?;
+        let charset = CharsetState::from_msh18(facts.charset, &delimiters, opts.strict_charset)?;
         if let (true, CharsetState::Known(cs)) = (opts.strict_charset, &charset) {
             validate_charset(input, &spans, cs)?;
         }
@@ -414,14 +415,43 @@ fn check_segment(segment: &[u8], index: usize, d: &Delimiters) -> Result<(), Par
     }
 }
 
-fn check_required_msh_fields(msh: &[u8], d: &Delimiters) -> Result<(), ParseError> {
-    for (field, what) in [(9, "message type"), (12, "version id")] {
-        let value = nth_piece(msh, d.field, field_piece_index(true, field)).unwrap_or_default();
-        if value.is_empty() {
-            return Err(ParseError::MissingMshField { field, what });
+/// The MSH fields the parser needs, read in one pass over the segment.
+#[derive(Default)]
+struct MshFacts<'a> {
+    message_type: &'a [u8],
+    version: &'a [u8],
+    charset: &'a [u8],
+}
+
+impl<'a> MshFacts<'a> {
+    fn read(msh: &'a [u8], d: &Delimiters) -> MshFacts<'a> {
+        let mut facts = MshFacts::default();
+        for (piece, value) in msh.split(|b| *b == d.field).enumerate().take(18) {
+            match piece {
+                8 => facts.message_type = value,
+                11 => facts.version = value,
+                17 => facts.charset = value,
+                _ => {}
+            }
         }
+        facts
     }
-    Ok(())
+
+    fn check_required(&self) -> Result<(), ParseError> {
+        if self.message_type.is_empty() {
+            return Err(ParseError::MissingMshField {
+                field: 9,
+                what: "message type",
+            });
+        }
+        if self.version.is_empty() {
+            return Err(ParseError::MissingMshField {
+                field: 12,
+                what: "version id",
+            });
+        }
+        Ok(())
+    }
 }
 
 fn validate_charset(input: &[u8], spans: &[(usize, usize)], charset: &Charset) -> Result<(), ParseError> {
