@@ -2,7 +2,6 @@
 
 use std::fmt;
 use std::str::FromStr;
-use std::sync::OnceLock;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -456,16 +455,17 @@ fn encode_lossy(text: &str, charset: Option<Charset>) -> Vec<u8> {
     out
 }
 
-/// A fresh MSH-10: UTC milliseconds and a 6-digit per-process sequence (19 characters,
-/// within the 20 allowed before v2.7). The sequence starts at a time-derived offset so
-/// two processes started together are unlikely to collide.
+/// A fresh MSH-10 of 19 digits (within the 20 allowed before v2.7): UTC milliseconds,
+/// the microsecond within that millisecond, and a per-process sequence modulo 1000.
+///
+/// Unique within a process (1000 ids cannot be made in one microsecond); two processes
+/// collide only with the same microsecond and the same sequence digits.
 pub fn next_control_id() -> String {
     static SEQUENCE: AtomicU32 = AtomicU32::new(0);
-    static OFFSET: OnceLock<u32> = OnceLock::new();
+    let sequence = SEQUENCE.fetch_add(1, Ordering::Relaxed) % 1000;
     let now = since_epoch();
-    let offset = *OFFSET.get_or_init(|| now.subsec_nanos());
-    let sequence = SEQUENCE.fetch_add(1, Ordering::Relaxed).wrapping_add(offset) % 1_000_000;
-    format!("{}{sequence:06}", now.as_millis())
+    let micros = now.subsec_micros() % 1000;
+    format!("{}{micros:03}{sequence:03}", now.as_millis())
 }
 
 fn since_epoch() -> Duration {
