@@ -10,6 +10,32 @@
 //!
 //! The store never parses message bodies: callers pass the header values to index
 //! in an [`Indexed`].
+//!
+//! ```
+//! use hie_core::Envelope;
+//! use hie_store::{Indexed, MessageStore, SqliteStore, Status, StoreConfig, WriteBatch};
+//!
+//! # fn main() -> Result<(), hie_store::StoreError> {
+//! # let dir = tempfile::tempdir().unwrap();
+//! let store = SqliteStore::open(dir.path(), StoreConfig::default())?;
+//! let msg = Envelope::hl7("adt-in", "MSH|^~\\&|LAB|HOSP|||20260101||ADT^A01|C1|P|2.5\r");
+//! let idx = Indexed { control_id: Some("C1".into()), ..Indexed::default() };
+//! store.ingest(&msg, &idx, "router")?; // durable now: safe to ACK
+//!
+//! // a hop finishing and the messages it derived commit together
+//! let child = msg.derive("router", "...");
+//! let mut batch = WriteBatch::new();
+//! batch
+//!     .enqueue(&child, &idx, "lab-out")
+//!     .mark(msg.id, "router", Status::Done, 1, Some("sha256:..."), None);
+//! store.write(batch)?; // from async code: `store.submit(batch).await?`
+//!
+//! // after a restart, everything not done comes back in queue order per item
+//! let open = store.recover()?;
+//! assert_eq!(open[0].item, "lab-out");
+//! # Ok(())
+//! # }
+//! ```
 #![forbid(unsafe_code)]
 
 mod batch;

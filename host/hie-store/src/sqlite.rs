@@ -229,6 +229,10 @@ impl MessageStore for SqliteStore {
     }
 
     fn is_writable(&self) -> bool {
+        let writer_alive = self.inner.writer.as_ref().is_some_and(|w| !w.is_finished());
+        if !writer_alive {
+            return false;
+        }
         if !self.inner.shared.faulted.load(Ordering::SeqCst) {
             return true;
         }

@@ -316,7 +316,7 @@ impl Writer {
             .conn
             .prepare_cached(
                 "SELECT id FROM messages WHERE control_id = ?1 AND sending_app IS ?2 AND sending_facility IS ?3 \
-                 AND stored_at_ms >= ?4 ORDER BY seq DESC LIMIT 1",
+                 AND stored_at_ms >= ?4 AND parent_id IS NULL ORDER BY seq DESC LIMIT 1",
             )?
             .query_row(
                 params![key.control_id, idx.sending_app, idx.sending_facility, since],
