@@ -421,10 +421,7 @@ fn start_rank(kind: ItemKind) -> u8 {
 /// Check what only the engine knows without starting anything: execution modes
 /// it supports and adapter settings it parses (reply-code policies).
 pub fn preflight(production: &Production) -> Vec<EngineError> {
-    let runtime = match Handle::try_current() {
-        Ok(h) => Some(h),
-        Err(_) => None,
-    };
+    let runtime = Handle::try_current().ok();
     let mut errors = Vec::new();
     for item in &production.items {
         if let Some(rt) = &runtime
@@ -523,10 +520,8 @@ impl Engine {
 
     /// Send `msg` to `target` as if an item had (fire and forget).
     pub fn send(&self, target: &str, msg: Envelope) -> Result<(), Failure> {
-        let shared = Arc::clone(&self.shared);
-        let target = target.to_string();
-        shared
-            .deliver(&target, Delivery::message(msg), Some(Duration::from_secs(30)))
+        self.shared
+            .deliver(target, Delivery::message(msg), Some(Duration::from_secs(30)))
             .map_err(|e| e.failure)
     }
 
@@ -658,7 +653,7 @@ impl Engine {
     /// operations drain in that order (each waits for its queue to empty, at most
     /// `drain_timeout` in all), then every worker ends. Returns whether everything
     /// drained in time.
-    pub async fn stop(self, drain_timeout: Duration) -> bool {
+    pub async fn stop(&self, drain_timeout: Duration) -> bool {
         let deadline = tokio::time::Instant::now() + drain_timeout;
         tracing::info!(production = %self.shared.production.name, "production stopping");
         self.shutdown.cancel();

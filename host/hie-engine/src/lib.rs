@@ -17,6 +17,7 @@ mod hooks;
 pub mod outward;
 mod plugin;
 mod queue;
+mod wasm;
 mod worker;
 
 pub use dead_letter::{DEAD_LETTER_LIMIT, DeadLetter, DeadLetterQueue};
@@ -27,4 +28,5 @@ pub use executor::{Executor, WorkerJoin};
 pub use hooks::{BeforeAction, ErrorAction, HookChain, MessageHook};
 pub use plugin::{ItemInstance, OutboundAdapter, PassThrough, PluginFactory};
 pub use queue::{ItemQueue, Lease, PushError, QueueStats, Ticket};
+pub use wasm::{WasmFactory, check_world, world_fits};
 pub use worker::{MessageContext, current_message};

@@ -10,7 +10,7 @@
 //! a key becomes available only after the previous one is completed, so order is
 //! kept per key while different keys are processed in parallel.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
@@ -90,7 +90,7 @@ enum Store {
         /// Keys with waiting entries and none in flight, in arrival order.
         ready: VecDeque<String>,
         /// Keys with an entry in flight.
-        busy: HashMap<String, ()>,
+        busy: HashSet<String>,
     },
 }
 
@@ -110,7 +110,7 @@ impl ItemQueue {
             QueueKind::Keyed { .. } => Store::Keyed {
                 by_key: HashMap::new(),
                 ready: VecDeque::new(),
-                busy: HashMap::new(),
+                busy: HashSet::new(),
             },
         };
         ItemQueue {
@@ -217,7 +217,7 @@ impl ItemQueue {
             Store::Keyed { by_key, ready, busy } => {
                 let key = entry.key.clone().unwrap_or_default();
                 let waiting = by_key.entry(key.clone()).or_default();
-                if waiting.is_empty() && !busy.contains_key(&key) {
+                if waiting.is_empty() && !busy.contains(&key) {
                     ready.push_back(key);
                 }
                 waiting.push_back(entry);
@@ -360,7 +360,7 @@ fn take(store: &mut Store) -> Option<Entry> {
         Store::Keyed { by_key, ready, busy } => {
             let key = ready.pop_front()?;
             let entry = by_key.get_mut(&key).and_then(|q| q.pop_front())?;
-            busy.insert(key, ());
+            busy.insert(key);
             Some(entry)
         }
     }

@@ -206,6 +206,8 @@ impl<'a> Worker<'a> {
             correlation_id = ?msg.correlation_id,
         )
         .entered();
+        // attempts in this delivery; a requeued message gets a fresh budget
+        let mut tries = 1;
         loop {
             let input = if self.hooks.is_empty() {
                 msg.clone()
@@ -261,12 +263,13 @@ impl<'a> Worker<'a> {
                 ErrorAction::Retry => true,
                 ErrorAction::Default => failure.retryable,
             };
-            if wants_retry && fault.is_none() && msg.attempt < retry.max_attempts {
+            if wants_retry && fault.is_none() && tries < retry.max_attempts {
                 let backoff = retry
                     .backoff
-                    .saturating_mul(2u32.saturating_pow(msg.attempt.saturating_sub(1)))
+                    .saturating_mul(2u32.saturating_pow(tries - 1))
                     .min(retry.max_backoff);
                 if wait(self.item, epoch, backoff) {
+                    tries += 1;
                     msg.attempt += 1;
                     continue;
                 }
