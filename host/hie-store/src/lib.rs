@@ -36,6 +36,28 @@
 //! # Ok(())
 //! # }
 //! ```
+//!
+//! # Using it from the engine
+//!
+//! - **Start**: open the store, then [`MessageStore::recover`] and put each entry
+//!   back on its item's queue in the order returned (FIFO per item); entries with
+//!   `was_in_flight` already carry the next attempt number.
+//! - **Commit-ACK mode**: extract MSH-3/4/9/10 and PID-3 into an [`Indexed`], build
+//!   the ACK, call [`MessageStore::ingest_dedup`] with it, and send the ACK only on
+//!   `Ok`. On `Ingested::Duplicate { ack: Some(a) }` send `a` again; on
+//!   `Duplicate { ack: None }` the first copy is still being processed. On `Err`
+//!   send a NAK or nothing: the message is not stored.
+//! - **Application mode**: `ingest_dedup(.., None)`, route, then
+//!   [`MessageStore::record_ack`] with the ACK the route produced.
+//! - **Hops**: mark `InFlight` before calling a plugin and `Done`/`Failed`/`DeadLettered`
+//!   after, with the plugin version; put the messages a route derives and the
+//!   parent's `Done` in one [`WriteBatch`] so they commit together.
+//! - **Async**: `store.submit(batch).await`; the other write methods and all reads block
+//!   the calling thread.
+//! - **`/ready`**: [`MessageStore::is_writable`]; after a write error intake is refused
+//!   until a probe write (of [`StoreConfig::probe_bytes`]) commits.
+//! - **Retention**: [`SqliteStore::spawn_retention`] purges done messages older than
+//!   the policy allows and gives the space back to the file system.
 #![forbid(unsafe_code)]
 
 mod batch;
