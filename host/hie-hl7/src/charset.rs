@@ -149,7 +149,10 @@ impl Charset {
                 Ok(s) if bytes.is_ascii() => Cow::Borrowed(s),
                 _ => Cow::Owned(decode_latin1(bytes)),
             },
-            Kind::Utf8 => String::from_utf8_lossy(bytes),
+            Kind::Utf8 => match std::str::from_utf8(bytes) {
+                Ok(s) => Cow::Borrowed(s),
+                Err(_) => String::from_utf8_lossy(bytes),
+            },
             Kind::Legacy(enc) => enc.decode_without_bom_handling(bytes).0,
         }
     }
