@@ -24,6 +24,10 @@ enum Command {
     Send(cmd::send::Args),
     /// Run an MLLP sink that ACKs, counts and optionally stores what it receives.
     Listen(cmd::listen::Args),
+    /// Run a production in the foreground until SIGTERM or SIGINT.
+    Run(cmd::run::Args),
+    /// Check a production file and its plugins without running it.
+    Validate(cmd::validate::Args),
 }
 
 fn main() -> ExitCode {
@@ -32,6 +36,8 @@ fn main() -> ExitCode {
         Command::Plugin(c) => cmd::plugin::run(c),
         Command::Send(a) => cmd::send::run(a),
         Command::Listen(a) => cmd::listen::run(a),
+        Command::Run(a) => cmd::run::run(a),
+        Command::Validate(a) => cmd::validate::run(a),
     };
     match result {
         Ok(code) => code,

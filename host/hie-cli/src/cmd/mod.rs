@@ -1,4 +1,6 @@
 //! One module per subcommand; each exposes its clap arguments and a `run`.
 pub mod listen;
 pub mod plugin;
+pub mod run;
 pub mod send;
+pub mod validate;
