@@ -41,7 +41,13 @@ pub fn build_plugin(package: &str) -> PathBuf {
     let target_dir = plugins_target_dir();
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
     let output = Command::new(cargo)
-        .args(["build", "--release", "--target", "wasm32-wasip2", "--manifest-path"])
+        .args([
+            "build",
+            "--release",
+            "--target",
+            "wasm32-wasip2",
+            "--manifest-path",
+        ])
         .arg(repo_root().join("plugins").join("Cargo.toml"))
         .args(["-p", package, "--target-dir"])
         .arg(&target_dir)
@@ -59,7 +65,11 @@ pub fn build_plugin(package: &str) -> PathBuf {
         .join("wasm32-wasip2")
         .join("release")
         .join(format!("{}.wasm", package.replace('-', "_")));
-    assert!(path.is_file(), "cargo built plugin {package} but {} is missing", path.display());
+    assert!(
+        path.is_file(),
+        "cargo built plugin {package} but {} is missing",
+        path.display()
+    );
     built.insert(package.to_owned(), path.clone());
     path
 }

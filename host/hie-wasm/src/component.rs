@@ -60,7 +60,11 @@ impl Component {
             file: info.file.clone(),
             reason: one_line(&e),
         };
-        let pre = host.inner().linker.instantiate_pre(&compiled).map_err(link_error)?;
+        let pre = host
+            .inner()
+            .linker
+            .instantiate_pre(&compiled)
+            .map_err(link_error)?;
         let exports = match info.world {
             PluginWorld::Item | PluginWorld::Operation => {
                 ExportIndices::Item(item::GuestIndices::new(&pre).map_err(link_error)?)

@@ -39,7 +39,11 @@ pub(crate) fn message_to_wit(env: &Envelope) -> wit::Message {
         source: env.source.clone(),
         content_type: env.content_type.clone(),
         priority: env.priority,
-        properties: env.properties.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
+        properties: env
+            .properties
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect(),
         attempt: env.attempt,
         body: env.body.to_vec(),
     }

@@ -76,7 +76,11 @@ pub enum LoadError {
 /// A wasmtime error (with its causes) as one line.
 pub(crate) fn one_line(err: &wasmtime::Error) -> String {
     let text = format!("{err:#}");
-    text.split('\n').map(str::trim).filter(|l| !l.is_empty()).collect::<Vec<_>>().join(" ")
+    text.split('\n')
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 /// The limiter refused to grow linear memory past the item's cap.
@@ -99,7 +103,11 @@ pub(crate) struct OutputLimitExceeded {
 
 impl fmt::Display for MemoryLimitExceeded {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "memory cap of {} bytes exceeded (wanted {})", self.limit, self.requested)
+        write!(
+            f,
+            "memory cap of {} bytes exceeded (wanted {})",
+            self.limit, self.requested
+        )
     }
 }
 
@@ -111,7 +119,11 @@ impl fmt::Display for DeadlineExceeded {
 
 impl fmt::Display for OutputLimitExceeded {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "output of {} bytes exceeds the cap of {} bytes", self.size, self.limit)
+        write!(
+            f,
+            "output of {} bytes exceeds the cap of {} bytes",
+            self.size, self.limit
+        )
     }
 }
 

@@ -43,13 +43,18 @@ impl WasmHost {
     /// Builds the engine from `config` and starts its epoch ticker thread (which ends
     /// once the engine and everything loaded from it are dropped).
     pub fn new(config: HostConfig) -> Result<WasmHost, LoadError> {
-        let engine = Engine::new(&engine_config(&config)).map_err(|e| LoadError::Engine { reason: one_line(&e) })?;
+        let engine =
+            Engine::new(&engine_config(&config)).map_err(|e| LoadError::Engine { reason: one_line(&e) })?;
         let mut linker = Linker::new(&engine);
-        wasmtime_wasi::p2::add_to_linker_sync(&mut linker).map_err(|e| LoadError::Engine { reason: one_line(&e) })?;
+        wasmtime_wasi::p2::add_to_linker_sync(&mut linker)
+            .map_err(|e| LoadError::Engine { reason: one_line(&e) })?;
         Everything::add_to_linker::<StoreState, HasSelf<StoreState>>(&mut linker, |s| s)
             .map_err(|e| LoadError::Engine { reason: one_line(&e) })?;
         spawn_ticker(engine.weak(), config.epoch_tick)?;
-        let cache = config.cache_dir.clone().map(|dir| ComponentCache::new(dir, &engine));
+        let cache = config
+            .cache_dir
+            .clone()
+            .map(|dir| ComponentCache::new(dir, &engine));
         Ok(WasmHost {
             inner: Arc::new(HostInner {
                 engine,

@@ -106,10 +106,14 @@ impl Names {
 /// Import and export names of the outermost component (nested ones are skipped).
 fn top_level_names(file: &str, bytes: &[u8]) -> Result<Names, LoadError> {
     if Parser::is_core_wasm(bytes) {
-        return Err(LoadError::CoreModule { file: file.to_owned() });
+        return Err(LoadError::CoreModule {
+            file: file.to_owned(),
+        });
     }
     if !Parser::is_component(bytes) {
-        return Err(LoadError::NotWasm { file: file.to_owned() });
+        return Err(LoadError::NotWasm {
+            file: file.to_owned(),
+        });
     }
     let invalid = |e: wasmparser::BinaryReaderError| LoadError::Invalid {
         file: file.to_owned(),
@@ -125,7 +129,9 @@ fn top_level_names(file: &str, bytes: &[u8]) -> Result<Names, LoadError> {
             Payload::Version { encoding, .. } => {
                 depth += 1;
                 if depth == 1 && encoding != Encoding::Component {
-                    return Err(LoadError::CoreModule { file: file.to_owned() });
+                    return Err(LoadError::CoreModule {
+                        file: file.to_owned(),
+                    });
                 }
             }
             Payload::End(_) => depth = depth.saturating_sub(1),
@@ -253,14 +259,20 @@ mod tests {
     #[test]
     fn junk_and_core_modules_are_named() {
         let junk = inspect_bytes("junk.wasm", b"hello").unwrap_err();
-        assert_eq!(junk.to_string(), "junk.wasm: not a WebAssembly component (no wasm header)");
+        assert_eq!(
+            junk.to_string(),
+            "junk.wasm: not a WebAssembly component (no wasm header)"
+        );
         let core = inspect_bytes("core.wasm", b"\0asm\x01\0\0\0").unwrap_err();
         assert!(matches!(core, LoadError::CoreModule { .. }), "{core}");
     }
 
     #[test]
     fn plugin_interface_splits_version() {
-        assert_eq!(plugin_interface("hie:plugin/item@0.1.0"), Some(("item", Some("0.1.0"))));
+        assert_eq!(
+            plugin_interface("hie:plugin/item@0.1.0"),
+            Some(("item", Some("0.1.0")))
+        );
         assert_eq!(plugin_interface("hie:plugin/hooks"), Some(("hooks", None)));
         assert_eq!(plugin_interface("wasi:cli/stdout@0.2.6"), None);
     }

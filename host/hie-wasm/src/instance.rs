@@ -19,33 +19,57 @@ use crate::state::{CallState, ItemShared, StoreState};
 /// The exports one kind of instance is driven through.
 pub(crate) trait GuestExports: Sized + Send + 'static {
     /// Looks the exports up in a fresh instance.
-    fn load(component: &Component, store: &mut Store<StoreState>, instance: &Instance) -> wasmtime::Result<Self>;
+    fn load(
+        component: &Component,
+        store: &mut Store<StoreState>,
+        instance: &Instance,
+    ) -> wasmtime::Result<Self>;
     /// Calls the instance's init export with the item's settings.
-    fn init(&self, store: &mut Store<StoreState>, settings: &[(String, String)]) -> wasmtime::Result<Result<(), String>>;
+    fn init(
+        &self,
+        store: &mut Store<StoreState>,
+        settings: &[(String, String)],
+    ) -> wasmtime::Result<Result<(), String>>;
 }
 
 impl GuestExports for item::Guest {
-    fn load(component: &Component, store: &mut Store<StoreState>, instance: &Instance) -> wasmtime::Result<Self> {
+    fn load(
+        component: &Component,
+        store: &mut Store<StoreState>,
+        instance: &Instance,
+    ) -> wasmtime::Result<Self> {
         match &component.exports {
             ExportIndices::Item(indices) => indices.load(store, instance),
             ExportIndices::Hook(_) => wasmtime::bail!("component exports hooks, not item"),
         }
     }
 
-    fn init(&self, store: &mut Store<StoreState>, settings: &[(String, String)]) -> wasmtime::Result<Result<(), String>> {
+    fn init(
+        &self,
+        store: &mut Store<StoreState>,
+        settings: &[(String, String)],
+    ) -> wasmtime::Result<Result<(), String>> {
         self.call_on_init(store, settings)
     }
 }
 
 impl GuestExports for hooks::Guest {
-    fn load(component: &Component, store: &mut Store<StoreState>, instance: &Instance) -> wasmtime::Result<Self> {
+    fn load(
+        component: &Component,
+        store: &mut Store<StoreState>,
+        instance: &Instance,
+    ) -> wasmtime::Result<Self> {
         match &component.exports {
             ExportIndices::Hook(indices) => indices.load(store, instance),
             ExportIndices::Item(_) => wasmtime::bail!("component exports item, not hooks"),
         }
     }
 
-    fn init(&self, store: &mut Store<StoreState>, settings: &[(String, String)]) -> wasmtime::Result<Result<(), String>> {
+    fn init(
+        &self,
+        store: &mut Store<StoreState>,
+        settings: &[(String, String)],
+    ) -> wasmtime::Result<Result<(), String>> {
         self.call_init(store, settings)
     }
 }
@@ -85,7 +109,8 @@ impl<G: GuestExports> Runner<G> {
     }
 
     fn instantiate(&self) -> Result<Live<G>, PluginError> {
-        let state = StoreState::new(self.shared.clone()).map_err(|reason| self.component.refuse(self.item(), reason))?;
+        let state = StoreState::new(self.shared.clone())
+            .map_err(|reason| self.component.refuse(self.item(), reason))?;
         let host = self.component.host.inner();
         let mut store = Store::new(&host.engine, state);
         store.limiter(|s| &mut s.limiter);
@@ -111,7 +136,10 @@ impl<G: GuestExports> Runner<G> {
         let init = guest
             .init(&mut store, &self.shared.settings_list())
             .map_err(|e| classify(&e, &self.shared.limits, store.data().stderr.tail()))?;
-        init.map_err(|reason| self.component.refuse(self.item(), format!("on-init refused: {reason}")))?;
+        init.map_err(|reason| {
+            self.component
+                .refuse(self.item(), format!("on-init refused: {reason}"))
+        })?;
         Ok(Live { store, guest })
     }
 
@@ -147,7 +175,10 @@ impl<G: GuestExports> Runner<G> {
                     .guest
                     .start(&mut live.store)
                     .map_err(|e| classify(&e, &self.shared.limits, live.store.data().stderr.tail()))?;
-                started.map_err(|reason| self.component.refuse(self.item(), format!("on-start refused: {reason}")))?;
+                started.map_err(|reason| {
+                    self.component
+                        .refuse(self.item(), format!("on-start refused: {reason}"))
+                })?;
             }
             self.live = Some(live);
         }
@@ -303,7 +334,11 @@ impl Plugin for WasmPlugin {
         })?
     }
 
-    fn on_reply(&mut self, correlation_id: &str, reply: Result<Envelope, Failure>) -> Result<Outcome, PluginError> {
+    fn on_reply(
+        &mut self,
+        correlation_id: &str,
+        reply: Result<Envelope, Failure>,
+    ) -> Result<Outcome, PluginError> {
         let parent = reply.as_ref().ok().map(Parent::of);
         let reply = reply
             .map(|m| convert::message_to_wit(&m))
@@ -357,7 +392,10 @@ impl std::fmt::Debug for WasmHook {
 impl WasmHook {
     pub(crate) fn new(component: Arc<Component>, shared: Arc<ItemShared>) -> Result<Self, PluginError> {
         if component.world().is_item() {
-            return Err(component.refuse(&shared.item, format!("is a {}, not a message-hook", component.world())));
+            return Err(component.refuse(
+                &shared.item,
+                format!("is a {}, not a message-hook", component.world()),
+            ));
         }
         Ok(WasmHook {
             runner: Runner::new(component, shared)?,
@@ -372,14 +410,19 @@ impl WasmHook {
     /// Before `item` processes `msg`.
     pub fn before_process(&mut self, item: &str, msg: &Envelope) -> Result<BeforeAction, PluginError> {
         let input = convert::message_to_wit(msg);
-        let action = self
-            .runner
-            .call(Some(Parent::of(msg)), |g, s| g.call_on_before_process(s, item, &input))?;
+        let action = self.runner.call(Some(Parent::of(msg)), |g, s| {
+            g.call_on_before_process(s, item, &input)
+        })?;
         before_action(msg, action)
     }
 
     /// After `item` processed `msg` into `outcome`; returns the outcome to go on with.
-    pub fn after_process(&mut self, item: &str, msg: &Envelope, outcome: &Outcome) -> Result<Outcome, PluginError> {
+    pub fn after_process(
+        &mut self,
+        item: &str,
+        msg: &Envelope,
+        outcome: &Outcome,
+    ) -> Result<Outcome, PluginError> {
         let input = convert::message_to_wit(msg);
         let outcome = convert::outcome_to_wit(outcome);
         self.runner.call(Some(Parent::of(msg)), |g, s| {
@@ -389,12 +432,17 @@ impl WasmHook {
     }
 
     /// After `item` failed to process `msg` with `failure`.
-    pub fn process_error(&mut self, item: &str, msg: &Envelope, failure: &Failure) -> Result<ErrorAction, PluginError> {
+    pub fn process_error(
+        &mut self,
+        item: &str,
+        msg: &Envelope,
+        failure: &Failure,
+    ) -> Result<ErrorAction, PluginError> {
         let input = convert::message_to_wit(msg);
         let failure = convert::failure_to_wit(failure);
-        let action = self
-            .runner
-            .call(Some(Parent::of(msg)), |g, s| g.call_on_process_error(s, item, &input, &failure))?;
+        let action = self.runner.call(Some(Parent::of(msg)), |g, s| {
+            g.call_on_process_error(s, item, &input, &failure)
+        })?;
         Ok(match action {
             hooks::ErrorAction::Default => ErrorAction::Default,
             hooks::ErrorAction::Retry => ErrorAction::Retry,
@@ -404,11 +452,16 @@ impl WasmHook {
     }
 
     /// Before `item` sends `msg` to `target`.
-    pub fn before_send(&mut self, item: &str, target: &str, msg: &Envelope) -> Result<BeforeAction, PluginError> {
+    pub fn before_send(
+        &mut self,
+        item: &str,
+        target: &str,
+        msg: &Envelope,
+    ) -> Result<BeforeAction, PluginError> {
         let input = convert::message_to_wit(msg);
-        let action = self
-            .runner
-            .call(Some(Parent::of(msg)), |g, s| g.call_on_before_send(s, item, target, &input))?;
+        let action = self.runner.call(Some(Parent::of(msg)), |g, s| {
+            g.call_on_before_send(s, item, target, &input)
+        })?;
         before_action(msg, action)
     }
 

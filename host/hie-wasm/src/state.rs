@@ -47,7 +47,10 @@ pub(crate) struct ItemShared {
 
 impl ItemShared {
     pub fn settings_list(&self) -> Vec<(String, String)> {
-        self.settings.iter().map(|(k, v)| (k.clone(), v.clone())).collect()
+        self.settings
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect()
     }
 }
 
@@ -112,9 +115,18 @@ impl StoreState {
         result
     }
 
-    fn envelope(&mut self, msg: types::Message, target: &str) -> wasmtime::Result<Result<hie_core::Envelope, Failure>> {
+    fn envelope(
+        &mut self,
+        msg: types::Message,
+        target: &str,
+    ) -> wasmtime::Result<Result<hie_core::Envelope, Failure>> {
         self.charge_output(convert::message_size(&msg))?;
-        Ok(convert::message_from_wit(msg, &self.shared.item, target, self.call.parent))
+        Ok(convert::message_from_wit(
+            msg,
+            &self.shared.item,
+            target,
+            self.call.parent,
+        ))
     }
 }
 
@@ -163,7 +175,12 @@ impl MemoryLimiter {
 }
 
 impl ResourceLimiter for MemoryLimiter {
-    fn memory_growing(&mut self, current: usize, desired: usize, _max: Option<usize>) -> wasmtime::Result<bool> {
+    fn memory_growing(
+        &mut self,
+        current: usize,
+        desired: usize,
+        _max: Option<usize>,
+    ) -> wasmtime::Result<bool> {
         let grown = self.total + (desired - current) as u64;
         if grown > self.limit {
             return Err(wasmtime::Error::new(MemoryLimitExceeded {
@@ -175,7 +192,12 @@ impl ResourceLimiter for MemoryLimiter {
         Ok(true)
     }
 
-    fn table_growing(&mut self, _current: usize, desired: usize, _max: Option<usize>) -> wasmtime::Result<bool> {
+    fn table_growing(
+        &mut self,
+        _current: usize,
+        desired: usize,
+        _max: Option<usize>,
+    ) -> wasmtime::Result<bool> {
         // tables hold function references; a million is far beyond any real plugin
         Ok(desired <= 1_000_000)
     }
@@ -233,9 +255,11 @@ impl host::Host for StoreState {
         target: String,
         msg: types::Message,
     ) -> wasmtime::Result<Result<String, types::Failure>> {
-        let sent = self
-            .envelope(msg, &target)?
-            .and_then(|env| self.shared.host.send_request_async(&self.shared.item, &target, env));
+        let sent = self.envelope(msg, &target)?.and_then(|env| {
+            self.shared
+                .host
+                .send_request_async(&self.shared.item, &target, env)
+        });
         Ok(sent.map_err(|f| convert::failure_to_wit(&f)))
     }
 
@@ -257,7 +281,10 @@ impl adapter::Host for StoreState {
             Some(adapter) => adapter.call(&request),
             None => Err(Failure::permanent(
                 "no-adapter",
-                format!("item {} has no adapter: only operations may call adapter.call", s.item),
+                format!(
+                    "item {} has no adapter: only operations may call adapter.call",
+                    s.item
+                ),
             )),
         });
         Ok(reply.map_err(|f| convert::failure_to_wit(&f)))

@@ -1,7 +1,7 @@
 //! Test plugin for the hie-wasm host, written against raw wit-bindgen bindings.
 //!
 //! The body is a command, `verb` or `verb:argument`:
-//! - `echo`: reply with the same message, after one `host.log` call
+//! - `echo` (or `echo:ANYTHING`): reply with the same message, after one `host.log` call
 //! - `loop`: spin forever
 //! - `grow`: allocate until the memory cap stops it
 //! - `big:N`: reply with an N-byte body
@@ -83,9 +83,11 @@ impl Guest for Component {
 
     fn on_message(msg: Message) -> Result<Outcome, Failure> {
         SEEN.with(|s| s.set(s.get() + 1));
-        let command = String::from_utf8_lossy(&msg.body).into_owned();
-        let (verb, arg) = command.split_once(':').unwrap_or((&command, ""));
-        match verb {
+        // only the verb is decoded up front: `echo` with a big body stays cheap
+        let split = msg.body.iter().position(|&b| b == b':').unwrap_or(msg.body.len());
+        let verb = String::from_utf8_lossy(&msg.body[..split]).into_owned();
+        let arg = || String::from_utf8_lossy(msg.body.get(split + 1..).unwrap_or_default()).into_owned();
+        match verb.as_str() {
             "echo" => {
                 host::log(LogLevel::Debug, "echo");
                 Ok(Outcome::Reply(msg))
@@ -104,6 +106,7 @@ impl Guest for Component {
                 }
             }
             "big" => {
+                let arg = arg();
                 let size: usize = arg.parse().map_err(|_| fail("bad-message", format!("size {arg:?}")))?;
                 Ok(reply(&msg, vec![b'x'; size]))
             }
@@ -113,15 +116,15 @@ impl Guest for Component {
                 text: "as requested".into(),
                 retryable: true,
             }),
-            "read" => match std::fs::read(arg) {
+            "read" => match std::fs::read(arg()) {
                 Ok(content) => Ok(reply(&msg, content)),
                 Err(e) => Err(fail("io", e.to_string())),
             },
-            "write" => match std::fs::write(arg, b"written") {
+            "write" => match std::fs::write(arg(), b"written") {
                 Ok(()) => Ok(reply(&msg, b"written".to_vec())),
                 Err(e) => Err(fail("io", e.to_string())),
             },
-            "env" => Ok(reply(&msg, std::env::var(arg).unwrap_or_else(|_| "unset".into()).into_bytes())),
+            "env" => Ok(reply(&msg, std::env::var(arg()).unwrap_or_else(|_| "unset".into()).into_bytes())),
             "host" => Ok(reply(&msg, host_calls(&msg))),
             "count" => Ok(reply(&msg, SEEN.with(|s| s.get()).to_string().into_bytes())),
             other => Err(fail("unknown-command", format!("{other:?}"))),
