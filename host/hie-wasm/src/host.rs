@@ -14,7 +14,7 @@ use crate::cache::ComponentCache;
 use crate::component::{Component, LoadStats};
 use crate::config::HostConfig;
 use crate::error::{LoadError, one_line};
-use crate::inspect::inspect_bytes;
+use crate::inspect::{inspect_bytes, read_component};
 use crate::state::StoreState;
 
 /// Core instances, memories and tables pooled per component instance: a Rust guest
@@ -73,12 +73,7 @@ impl WasmHost {
     /// Loads a component file: checks what it is, then compiles it or takes it
     /// from the cache (see [`Component::stats`]).
     pub fn load(&self, path: impl AsRef<Path>) -> Result<Arc<Component>, LoadError> {
-        let path = path.as_ref();
-        let file = path.display().to_string();
-        let bytes = std::fs::read(path).map_err(|source| LoadError::Read {
-            file: file.clone(),
-            source,
-        })?;
+        let (file, bytes) = read_component(path.as_ref())?;
         self.load_bytes(&file, &bytes)
     }
 

@@ -65,13 +65,17 @@ pub struct ComponentInfo {
 
 /// Reads a component file and tells what it is (see [`inspect_bytes`]).
 pub fn inspect(path: impl AsRef<Path>) -> Result<ComponentInfo, LoadError> {
-    let path = path.as_ref();
-    let file = path.display().to_string();
-    let bytes = std::fs::read(path).map_err(|source| LoadError::Read {
-        file: file.clone(),
-        source,
-    })?;
+    let (file, bytes) = read_component(path.as_ref())?;
     inspect_bytes(&file, &bytes)
+}
+
+/// The file's name for messages, and its bytes.
+pub(crate) fn read_component(path: &Path) -> Result<(String, Vec<u8>), LoadError> {
+    let file = path.display().to_string();
+    match std::fs::read(path) {
+        Ok(bytes) => Ok((file, bytes)),
+        Err(source) => Err(LoadError::Read { file, source }),
+    }
 }
 
 /// Tells what a component is: its world, `hie:plugin` version, imports and exports.

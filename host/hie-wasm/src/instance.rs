@@ -30,6 +30,11 @@ pub(crate) trait GuestExports: Sized + Send + 'static {
         store: &mut Store<StoreState>,
         settings: &[(String, String)],
     ) -> wasmtime::Result<Result<(), String>>;
+    /// Calls `on-start` (re-run in a replacement instance of a started item);
+    /// hooks have none and succeed.
+    fn start(&self, _store: &mut Store<StoreState>) -> wasmtime::Result<Result<(), String>> {
+        Ok(Ok(()))
+    }
 }
 
 impl GuestExports for item::Guest {
@@ -50,6 +55,10 @@ impl GuestExports for item::Guest {
         settings: &[(String, String)],
     ) -> wasmtime::Result<Result<(), String>> {
         self.call_on_init(store, settings)
+    }
+
+    fn start(&self, store: &mut Store<StoreState>) -> wasmtime::Result<Result<(), String>> {
+        self.call_on_start(store)
     }
 }
 
@@ -163,10 +172,7 @@ impl<G: GuestExports> Runner<G> {
 
     /// The live instance, creating (and starting, if the item is started) a fresh
     /// one if the last call broke the previous one.
-    fn live(&mut self) -> Result<&mut Live<G>, PluginError>
-    where
-        G: Startable,
-    {
+    fn live(&mut self) -> Result<&mut Live<G>, PluginError> {
         if self.live.is_none() {
             let mut live = self.instantiate()?;
             if self.started {
@@ -194,10 +200,7 @@ impl<G: GuestExports> Runner<G> {
         &mut self,
         parent: Option<Parent>,
         f: impl FnOnce(&G, &mut Store<StoreState>) -> wasmtime::Result<R>,
-    ) -> Result<R, PluginError>
-    where
-        G: Startable,
-    {
+    ) -> Result<R, PluginError> {
         self.live()?;
         let Some(mut live) = self.live.take() else {
             unreachable!("live() returned an instance")
@@ -222,24 +225,6 @@ impl<G: GuestExports> Runner<G> {
 fn ticks(d: Duration, tick: Duration) -> u64 {
     let tick = tick.as_nanos().max(1);
     (d.as_nanos().div_ceil(tick)).clamp(1, u64::MAX as u128) as u64
-}
-
-/// Instances that may have an `on-start` to re-run when replaced.
-pub(crate) trait Startable {
-    /// Calls `on-start`; hooks have none and succeed.
-    fn start(&self, store: &mut Store<StoreState>) -> wasmtime::Result<Result<(), String>>;
-}
-
-impl Startable for item::Guest {
-    fn start(&self, store: &mut Store<StoreState>) -> wasmtime::Result<Result<(), String>> {
-        self.call_on_start(store)
-    }
-}
-
-impl Startable for hooks::Guest {
-    fn start(&self, _store: &mut Store<StoreState>) -> wasmtime::Result<Result<(), String>> {
-        Ok(Ok(()))
-    }
 }
 
 /// Checks a returned outcome against the output cap (what was sent during the call

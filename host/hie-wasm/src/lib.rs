@@ -34,6 +34,8 @@
 //! Set `RUST_BACKTRACE=0` in production: with backtraces on, every trap captures a
 //! native backtrace.
 
+#![warn(missing_docs)]
+
 mod bindings;
 mod cache;
 mod component;

@@ -4,6 +4,7 @@
 
 mod common;
 
+use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -170,52 +171,47 @@ fn on_init_refusal_carries_the_reason() {
     }
 }
 
+fn dir_grant(host_path: &Path, guest_path: &str, writable: bool) -> Grants {
+    Grants {
+        dirs: vec![DirGrant {
+            host_path: host_path.to_owned(),
+            guest_path: guest_path.into(),
+            writable,
+        }],
+        env: Vec::new(),
+    }
+}
+
+fn assert_io_failure(result: Result<Outcome, PluginError>) {
+    match result {
+        Err(PluginError::Failed(f)) => assert_eq!(f.code, "io", "{f}"),
+        other => panic!("expected an io failure, got {other:?}"),
+    }
+}
+
 #[test]
 fn files_are_invisible_without_a_grant() {
     let (mut plugin, _) = guest(Limits::default(), Grants::default());
-    match plugin.call(command("read:/etc/hostname")).unwrap_err() {
-        PluginError::Failed(f) => assert_eq!(f.code, "io"),
-        other => panic!("expected an io failure, got {other:?}"),
-    }
+    assert_io_failure(plugin.call(command("read:/etc/hostname")));
 }
 
 #[test]
 fn a_read_only_grant_reads_but_does_not_write() {
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("hello.txt"), "hello from the host").unwrap();
-    let grants = Grants {
-        dirs: vec![DirGrant {
-            host_path: dir.path().to_owned(),
-            guest_path: "/data".into(),
-            writable: false,
-        }],
-        env: Vec::new(),
-    };
+    let grants = dir_grant(dir.path(), "/data", false);
     let (mut plugin, _) = guest(Limits::default(), grants);
     let read = plugin.call(command("read:/data/hello.txt")).unwrap();
     assert_eq!(reply_body(read), "hello from the host");
-    match plugin.call(command("write:/data/new.txt")).unwrap_err() {
-        PluginError::Failed(f) => assert_eq!(f.code, "io"),
-        other => panic!("expected an io failure, got {other:?}"),
-    }
+    assert_io_failure(plugin.call(command("write:/data/new.txt")));
     assert!(!dir.path().join("new.txt").exists());
-    match plugin.call(command("read:/etc/hostname")).unwrap_err() {
-        PluginError::Failed(f) => assert_eq!(f.code, "io"),
-        other => panic!("expected an io failure, got {other:?}"),
-    }
+    assert_io_failure(plugin.call(command("read:/etc/hostname")));
 }
 
 #[test]
 fn a_writable_grant_writes() {
     let dir = tempfile::tempdir().unwrap();
-    let grants = Grants {
-        dirs: vec![DirGrant {
-            host_path: dir.path().to_owned(),
-            guest_path: "/out".into(),
-            writable: true,
-        }],
-        env: Vec::new(),
-    };
+    let grants = dir_grant(dir.path(), "/out", true);
     let (mut plugin, _) = guest(Limits::default(), grants);
     plugin.call(command("write:/out/new.txt")).unwrap();
     assert_eq!(

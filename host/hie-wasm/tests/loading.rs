@@ -135,30 +135,19 @@ fn a_corrupt_cache_file_is_rebuilt() {
     let mut bytes = std::fs::read(&cwasm[0]).unwrap();
     let middle = bytes.len() / 2;
     bytes[middle] ^= 0xff;
-    std::fs::write(&cwasm[0], &bytes).unwrap();
-    let rebuilt = host_with_cache(cache.path()).load(&path).unwrap();
+    assert_rebuilt_after(cache.path(), &path, &cwasm[0], &bytes);
+    assert_rebuilt_after(cache.path(), &path, &cwasm[0], b"junk");
+}
+
+/// With `bytes` in place of the cache entry, a load compiles again (and works), and
+/// the load after that is a cache hit again.
+fn assert_rebuilt_after(cache: &Path, wasm: &Path, cwasm: &Path, bytes: &[u8]) {
+    std::fs::write(cwasm, bytes).unwrap();
+    let rebuilt = host_with_cache(cache).load(wasm).unwrap();
     assert!(!rebuilt.stats().from_cache, "a corrupt entry must not be used");
     assert_works(&rebuilt);
-    assert!(
-        host_with_cache(cache.path())
-            .load(&path)
-            .unwrap()
-            .stats()
-            .from_cache
-    );
-
-    // junk in place of the file
-    std::fs::write(&cwasm[0], b"junk").unwrap();
-    let rebuilt = host_with_cache(cache.path()).load(&path).unwrap();
-    assert!(!rebuilt.stats().from_cache);
-    assert_works(&rebuilt);
-    assert!(
-        host_with_cache(cache.path())
-            .load(&path)
-            .unwrap()
-            .stats()
-            .from_cache
-    );
+    let again = host_with_cache(cache).load(wasm).unwrap();
+    assert!(again.stats().from_cache, "the rebuilt entry is used");
 }
 
 #[test]
