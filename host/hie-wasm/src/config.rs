@@ -23,6 +23,8 @@ pub struct HostConfig {
     /// allocating each instance on demand.
     pub pooling: bool,
     /// Most live instances at once (pooling only); one per item worker and hook.
+    /// The pool reserves address space up front (about 8 GiB per instance, not
+    /// memory), so keep one [`crate::WasmHost`] per process and clone it.
     pub max_instances: u32,
     /// Upper bound for [`Limits::memory_bytes`]: the size of each pooled memory slot.
     pub max_memory_bytes: u64,
