@@ -56,3 +56,20 @@ pub use host::WasmHost;
 pub use inspect::{ComponentInfo, PLUGIN_PACKAGE_VERSION, PluginWorld, inspect, inspect_bytes};
 pub use instance::{BeforeAction, ErrorAction, WasmHook, WasmPlugin};
 pub use state::Adapter;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn send_sync<T: Send + Sync>() {}
+    fn send<T: Send>() {}
+
+    /// The engine shares hosts and components across threads and moves instances.
+    #[test]
+    fn shared_types_cross_threads() {
+        send_sync::<WasmHost>();
+        send_sync::<Component>();
+        send::<WasmPlugin>();
+        send::<WasmHook>();
+    }
+}
