@@ -170,28 +170,25 @@ impl<G: GuestExports> Runner<G> {
         data.stderr.clear_tail();
     }
 
-    /// The live instance, creating (and starting, if the item is started) a fresh
-    /// one if the last call broke the previous one.
-    fn live(&mut self) -> Result<&mut Live<G>, PluginError> {
-        if self.live.is_none() {
-            let mut live = self.instantiate()?;
-            if self.started {
-                self.arm(&mut live.store, None);
-                let started = live
-                    .guest
-                    .start(&mut live.store)
-                    .map_err(|e| classify(&e, &self.shared.limits, live.store.data().stderr.tail()))?;
-                started.map_err(|reason| {
-                    self.component
-                        .refuse(self.item(), format!("on-start refused: {reason}"))
-                })?;
-            }
-            self.live = Some(live);
+    /// The live instance, or a fresh one (started, if the item is started) when the
+    /// last call broke the previous one. The caller puts it back after a good call.
+    fn take_live(&mut self) -> Result<Live<G>, PluginError> {
+        if let Some(live) = self.live.take() {
+            return Ok(live);
         }
-        match self.live.as_mut() {
-            Some(live) => Ok(live),
-            None => unreachable!("the instance was just created"),
+        let mut live = self.instantiate()?;
+        if self.started {
+            self.arm(&mut live.store, None);
+            let started = live
+                .guest
+                .start(&mut live.store)
+                .map_err(|e| classify(&e, &self.shared.limits, live.store.data().stderr.tail()))?;
+            started.map_err(|reason| {
+                self.component
+                    .refuse(self.item(), format!("on-start refused: {reason}"))
+            })?;
         }
+        Ok(live)
     }
 
     /// Runs one call under the item's limits. Any error fails this call only and
@@ -201,10 +198,7 @@ impl<G: GuestExports> Runner<G> {
         parent: Option<Parent>,
         f: impl FnOnce(&G, &mut Store<StoreState>) -> wasmtime::Result<R>,
     ) -> Result<R, PluginError> {
-        self.live()?;
-        let Some(mut live) = self.live.take() else {
-            unreachable!("live() returned an instance")
-        };
+        let mut live = self.take_live()?;
         self.arm(&mut live.store, parent);
         match f(&live.guest, &mut live.store) {
             Ok(result) => {
