@@ -314,15 +314,9 @@ impl EngineHost {
 }
 
 impl HostApi for EngineHost {
-    fn log(&self, item: &str, level: LogLevel, text: &str) {
-        match level {
-            LogLevel::Trace => tracing::trace!(item, "{text}"),
-            LogLevel::Debug => tracing::debug!(item, "{text}"),
-            LogLevel::Info => tracing::info!(item, "{text}"),
-            LogLevel::Warn => tracing::warn!(item, "{text}"),
-            LogLevel::Error => tracing::error!(item, "{text}"),
-        }
-    }
+    /// Plugin log lines are already emitted by the plugin host (`hie-wasm`,
+    /// target `hie_plugin`); logging them here too would print every line twice.
+    fn log(&self, _item: &str, _level: LogLevel, _text: &str) {}
 
     fn lookup(&self, table: &str, key: &str) -> Option<String> {
         let shared = self.shared.upgrade()?;
