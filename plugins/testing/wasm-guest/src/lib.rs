@@ -37,10 +37,7 @@ fn fail(code: &str, text: String) -> Failure {
 }
 
 fn reply(msg: &Message, body: Vec<u8>) -> Outcome {
-    Outcome::Reply(Message {
-        body,
-        ..msg.clone()
-    })
+    Outcome::Reply(Message { body, ..msg.clone() })
 }
 
 fn host_calls(msg: &Message) -> Vec<u8> {
@@ -59,7 +56,9 @@ fn host_calls(msg: &Message) -> Vec<u8> {
     format!(
         "setting={setting:?} lookup={lookup:?} send={:?} sync={:?} async={:?}",
         sent.map_err(|f| f.code),
-        reply.map(|m| String::from_utf8_lossy(&m.body).into_owned()).map_err(|f| f.code),
+        reply
+            .map(|m| String::from_utf8_lossy(&m.body).into_owned())
+            .map_err(|f| f.code),
         async_id.map_err(|f| f.code),
     )
     .into_bytes()
@@ -107,7 +106,9 @@ impl Guest for Component {
             }
             "big" => {
                 let arg = arg();
-                let size: usize = arg.parse().map_err(|_| fail("bad-message", format!("size {arg:?}")))?;
+                let size: usize = arg
+                    .parse()
+                    .map_err(|_| fail("bad-message", format!("size {arg:?}")))?;
                 Ok(reply(&msg, vec![b'x'; size]))
             }
             "panic" => panic!("asked to panic"),
@@ -124,7 +125,12 @@ impl Guest for Component {
                 Ok(()) => Ok(reply(&msg, b"written".to_vec())),
                 Err(e) => Err(fail("io", e.to_string())),
             },
-            "env" => Ok(reply(&msg, std::env::var(arg()).unwrap_or_else(|_| "unset".into()).into_bytes())),
+            "env" => Ok(reply(
+                &msg,
+                std::env::var(arg())
+                    .unwrap_or_else(|_| "unset".into())
+                    .into_bytes(),
+            )),
             "host" => Ok(reply(&msg, host_calls(&msg))),
             "count" => Ok(reply(&msg, SEEN.with(|s| s.get()).to_string().into_bytes())),
             other => Err(fail("unknown-command", format!("{other:?}"))),
