@@ -182,3 +182,23 @@ fn loading_twice_in_one_host_gives_equal_hashes() {
     assert_eq!(a.hash(), b.hash());
     assert_eq!(a.info(), b.info());
 }
+
+/// The SDK's plugins (another workspace member, built the same way) fit this host.
+#[test]
+fn standard_plugins_load_and_fit_their_world() {
+    let host = common::host();
+    for package in ["passthrough", "hl7-router"] {
+        let component = load(&host, package);
+        assert_eq!(component.world(), PluginWorld::Item, "{package}");
+        assert_eq!(component.info().plugin_version, hie_wasm::PLUGIN_PACKAGE_VERSION);
+    }
+    let passthrough = load(&host, "passthrough");
+    let mut plugin = passthrough
+        .instantiate(context(&Arc::new(RecordingHost::default())))
+        .unwrap();
+    let input = command("MSH|^~\\&|A");
+    match plugin.call(input.clone()).unwrap() {
+        hie_core::Outcome::Pass(out) => assert_eq!(out.body, input.body),
+        other => panic!("passthrough must pass the message on, got {other:?}"),
+    }
+}
