@@ -188,6 +188,24 @@ fn dedup_sees_a_first_copy_still_without_ack_then_its_recorded_ack() {
 }
 
 #[test]
+fn dedup_points_at_the_inbound_copy_not_at_messages_derived_from_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(dir.path());
+    let (first, idx) = adt("C9", "P1");
+    store.ingest_dedup(&first, &idx, "in", None).unwrap();
+    let child = first.derive("router", "mapped");
+    store.enqueue(&child, &idx, "out").unwrap();
+    let (again, _) = adt("C9", "P1");
+    assert_eq!(
+        store.ingest_dedup(&again, &idx, "in", None).unwrap(),
+        Ingested::Duplicate {
+            original: first.id,
+            ack: None
+        }
+    );
+}
+
+#[test]
 fn failed_commit_answers_unavailable_and_intake_resumes_after_probe() {
     let dir = tempfile::tempdir().unwrap();
     let faults = FaultInjector::new();
