@@ -67,7 +67,7 @@ mod wasm;
 
 pub use hook::{BeforeAction, ErrorAction, Hook};
 pub use message::{
-    CONTENT_TYPE_HL7V2, CONTENT_TYPE_JSON, Failure, LogLevel, Message, Outcome, Routed, Settings,
+    CONTENT_TYPE_HL7V2, CONTENT_TYPE_JSON, Failure, LogLevel, Message, Outcome, Routed, Settings, SyntaxError,
 };
 pub use plugin::Plugin;
 #[cfg(not(target_arch = "wasm32"))]
@@ -80,6 +80,7 @@ pub mod prelude {
     pub use crate::testing::Harness;
     pub use crate::{
         BeforeAction, ErrorAction, Failure, Hook, LogLevel, Message, Outcome, Plugin, Routed, Settings,
+        SyntaxError,
     };
 }
 

@@ -358,9 +358,43 @@ impl Settings {
         Ok(out.into_iter().map(|(_, k, v)| (k, v)).collect())
     }
 
+    /// The numbered settings `PREFIX.N` (see [`Settings::numbered`]) each parsed
+    /// with `parse`, as `(key, value)` pairs in order of `N`. The first that does
+    /// not parse is an error naming the setting, the column and the text, e.g.
+    /// `rule.2 does not parse at column 17: expected a value: MSH-9.1 = -> b`.
+    pub fn parse_numbered<T>(
+        &self,
+        prefix: &str,
+        parse: impl Fn(&str) -> Result<T, SyntaxError>,
+    ) -> Result<Vec<(String, T)>, String> {
+        self.numbered(prefix)?
+            .into_iter()
+            .map(|(key, text)| match parse(text) {
+                Ok(value) => Ok((key.to_owned(), value)),
+                Err(e) => Err(format!("{key} does not parse at {e}: {text}")),
+            })
+            .collect()
+    }
+
     /// The settings as key/value pairs.
     pub fn into_vec(self) -> Vec<(String, String)> {
         self.entries
+    }
+}
+
+/// Why a setting's value does not parse, and where: for plugins whose settings
+/// are small languages (routing rules, mapping steps).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SyntaxError {
+    /// 1-based character column of the offending token (just past the end for a missing one).
+    pub column: usize,
+    /// What was expected or is wrong.
+    pub reason: String,
+}
+
+impl fmt::Display for SyntaxError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "column {}: {}", self.column, self.reason)
     }
 }
 
@@ -394,6 +428,25 @@ mod tests {
             bad.numbered("rule").unwrap_err(),
             "setting `rule.one`: expected `rule.N` with N a number"
         );
+    }
+
+    #[test]
+    fn parse_numbered_names_the_failing_setting() {
+        let s = Settings::new([("step.2", "bad"), ("step.1", "7")]);
+        let parse = |t: &str| {
+            t.parse::<u8>().map_err(|e| SyntaxError {
+                column: 1,
+                reason: e.to_string(),
+            })
+        };
+        assert_eq!(
+            s.parse_numbered("step", parse).unwrap_err(),
+            "step.2 does not parse at column 1: invalid digit found in string: bad"
+        );
+        let ok = Settings::new([("step.1", "7")])
+            .parse_numbered("step", parse)
+            .unwrap();
+        assert_eq!(ok, [("step.1".to_owned(), 7)]);
     }
 
     #[test]

@@ -26,14 +26,7 @@ pub struct Mapper {
 
 impl Plugin for Mapper {
     fn on_init(&mut self, settings: &Settings) -> Result<(), String> {
-        self.steps = settings
-            .numbered("map")?
-            .into_iter()
-            .map(|(key, text)| match step::parse(text) {
-                Ok(step) => Ok((key.to_owned(), step)),
-                Err(e) => Err(format!("{key} does not parse at {e}: {text}")),
-            })
-            .collect::<Result<_, _>>()?;
+        self.steps = settings.parse_numbered("map", step::parse)?;
         if self.steps.is_empty() {
             return Err("no mappings: add settings map.1, map.2, … (e.g. \"set PID-8 = F\")".into());
         }

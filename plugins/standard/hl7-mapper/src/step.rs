@@ -8,10 +8,8 @@
 //! translate PATH via TABLE [-> PATH] [else keep | else clear | else error | else VALUE]
 //! ```
 
-use std::fmt;
-
 use hie_sdk::hl7::{Hl7, Path};
-use hie_sdk::{Failure, host};
+use hie_sdk::{Failure, SyntaxError, host};
 
 /// What a `translate` does when the table has no entry for the value.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -111,20 +109,8 @@ fn clear(msg: &mut Hl7, path: &str) -> Result<(), Failure> {
     }
 }
 
-/// Why a step does not parse, and where (1-based character column).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct StepError {
-    /// Column of the offending word (the end of the text for a missing one).
-    pub column: usize,
-    /// What is wrong.
-    pub reason: String,
-}
-
-impl fmt::Display for StepError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "column {}: {}", self.column, self.reason)
-    }
-}
+/// Why a step does not parse, and where.
+pub type StepError = SyntaxError;
 
 /// Splits `text` into words (with their 1-based columns) up to the end or to `=`.
 struct Words<'t> {

@@ -49,14 +49,7 @@ pub struct Router {
 
 impl Plugin for Router {
     fn on_init(&mut self, settings: &Settings) -> Result<(), String> {
-        self.rules = settings
-            .numbered("rule")?
-            .into_iter()
-            .map(|(key, text)| match rule::parse(text) {
-                Ok(rule) => Ok((key.to_owned(), rule)),
-                Err(e) => Err(format!("{key} does not parse at {e}: {text}")),
-            })
-            .collect::<Result<_, _>>()?;
+        self.rules = settings.parse_numbered("rule", rule::parse)?;
         if self.rules.is_empty() {
             return Err("no rules: add settings rule.1, rule.2, … (CONDITION -> TARGET)".into());
         }

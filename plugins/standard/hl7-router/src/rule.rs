@@ -13,6 +13,7 @@
 
 use std::fmt;
 
+use hie_sdk::SyntaxError;
 use hie_sdk::hl7::{Hl7, Path};
 
 /// A parsed rule: when `condition` holds, the message goes to `targets`.
@@ -84,20 +85,8 @@ impl Condition {
     }
 }
 
-/// Why a rule does not parse, and where (1-based character column).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct RuleError {
-    /// Column of the offending token (the end of the rule for a missing one).
-    pub column: usize,
-    /// What was expected or is wrong.
-    pub reason: String,
-}
-
-impl fmt::Display for RuleError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "column {}: {}", self.column, self.reason)
-    }
-}
+/// Why a rule does not parse, and where.
+pub type RuleError = SyntaxError;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum Tok {
