@@ -97,13 +97,7 @@ async fn client_reconnects_after_the_listener_restarts() {
     assert!(!client.is_connected());
     let again = start_at(addr, ListenerConfig::default(), Arc::new(AckHandler)).await;
     let reply = client.call(&adt("A3")).await.expect("reply after reconnect");
-    assert_eq!(
-        hie_hl7::ack::parse_ack(&reply)
-            .expect("ack")
-            .control_id
-            .as_deref(),
-        Some("A3")
-    );
+    assert_eq!(acked_id(&reply).as_deref(), Some("A3"));
     again.stop().await;
 }
 
@@ -121,13 +115,7 @@ async fn connection_closed_while_idle_is_reopened_transparently() {
     })
     .await;
     let reply = client.call(&adt("I2")).await.expect("reply on a new connection");
-    assert_eq!(
-        hie_hl7::ack::parse_ack(&reply)
-            .expect("ack")
-            .control_id
-            .as_deref(),
-        Some("I2")
-    );
+    assert_eq!(acked_id(&reply).as_deref(), Some("I2"));
     assert_eq!(server.metrics.snapshot().connections_total, 2);
     server.stop().await;
 }
@@ -183,27 +171,27 @@ fn self_signed() -> (String, String) {
     (cert.cert.pem(), cert.signing_key.serialize_pem())
 }
 
-#[tokio::test]
-async fn tls_in_both_directions() {
-    let (cert, key) = self_signed();
+/// A TLS listener with `cert`/`key`, and a client trusting `ca` for `localhost`.
+async fn tls_pair(ca: &str, cert: &str, key: &str) -> (Running, MllpClient) {
     let cfg = ListenerConfig {
         tls: Some(ServerTls::from_pem(cert.as_bytes(), key.as_bytes()).expect("server tls")),
         ..ListenerConfig::default()
     };
     let server = start(cfg, Arc::new(AckHandler)).await;
-    let tls = ClientTls::from_ca_pem(cert.as_bytes(), "localhost").expect("client tls");
-    let mut client = MllpClient::new(ClientConfig {
+    let tls = ClientTls::from_ca_pem(ca.as_bytes(), "localhost").expect("client tls");
+    let client = MllpClient::new(ClientConfig {
         tls: Some(tls),
         ..client_config(server.addr)
     });
+    (server, client)
+}
+
+#[tokio::test]
+async fn tls_in_both_directions() {
+    let (cert, key) = self_signed();
+    let (server, mut client) = tls_pair(&cert, &cert, &key).await;
     let reply = client.call(&adt("TLS1")).await.expect("ack over tls");
-    assert_eq!(
-        hie_hl7::ack::parse_ack(&reply)
-            .expect("ack")
-            .control_id
-            .as_deref(),
-        Some("TLS1")
-    );
+    assert_eq!(acked_id(&reply).as_deref(), Some("TLS1"));
 
     // A plain-text sender is refused by the handshake and counted.
     let mut plain = MllpClient::new(ClientConfig {
@@ -222,17 +210,8 @@ async fn tls_in_both_directions() {
 async fn tls_errors_are_typed() {
     let (cert, _) = self_signed();
     let (other_cert, other_key) = self_signed();
-    let cfg = ListenerConfig {
-        tls: Some(ServerTls::from_pem(other_cert.as_bytes(), other_key.as_bytes()).expect("tls")),
-        ..ListenerConfig::default()
-    };
-    let server = start(cfg, Arc::new(AckHandler)).await;
     // Trusting a different CA: the handshake fails.
-    let tls = ClientTls::from_ca_pem(cert.as_bytes(), "localhost").expect("client tls");
-    let mut client = MllpClient::new(ClientConfig {
-        tls: Some(tls),
-        ..client_config(server.addr)
-    });
+    let (server, mut client) = tls_pair(&cert, &other_cert, &other_key).await;
     let err = client.call(&adt("X")).await.expect_err("untrusted");
     assert_eq!(err.kind(), ErrorKind::TlsHandshake);
     // Bad PEM data is a configuration error.

@@ -86,11 +86,7 @@ async fn junk_before_a_frame_is_skipped_and_counted() {
 async fn pipelined_frames_are_answered_in_order() {
     let server = start(config(), Arc::new(AckHandler)).await;
     let mut peer = RawPeer::connect(server.addr).await;
-    let mut wire = Vec::new();
-    for i in 0..200 {
-        wire.extend(hie_mllp::codec::frame(&adt(&format!("P{i}"))));
-    }
-    peer.write(&wire).await;
+    peer.write(&pipelined("P", 200)).await;
     for i in 0..200 {
         let ack = peer.read_ack().await;
         assert_eq!(ack.control_id, Some(format!("P{i}")));
@@ -201,26 +197,24 @@ impl FrameHandler for GatedHandler {
     }
 }
 
+/// A listener whose handler waits for a permit of the returned gate per frame.
+async fn start_gated(cfg: ListenerConfig) -> (Running, Arc<Semaphore>) {
+    let gate = Arc::new(Semaphore::new(0));
+    let handler = GatedHandler {
+        gate: Arc::clone(&gate),
+    };
+    (start(cfg, Arc::new(handler)).await, gate)
+}
+
 #[tokio::test]
 async fn a_blocked_handler_stops_the_reader_after_the_read_ahead() {
-    let gate = Arc::new(Semaphore::new(0));
     let cfg = ListenerConfig {
         read_ahead_frames: 4,
         ..config()
     };
-    let server = start(
-        cfg,
-        Arc::new(GatedHandler {
-            gate: Arc::clone(&gate),
-        }),
-    )
-    .await;
+    let (server, gate) = start_gated(cfg).await;
     let mut peer = RawPeer::connect(server.addr).await;
-    let mut wire = Vec::new();
-    for i in 0..100 {
-        wire.extend(hie_mllp::codec::frame(&adt(&format!("B{i}"))));
-    }
-    peer.write(&wire).await;
+    peer.write(&pipelined("B", 100)).await;
     eventually("the reader to fill the read-ahead", || {
         server.metrics.frames_in.load(Ordering::Relaxed) >= 5
     })
@@ -238,20 +232,9 @@ async fn a_blocked_handler_stops_the_reader_after_the_read_ahead() {
 
 #[tokio::test]
 async fn shutdown_finishes_frames_already_read_then_closes() {
-    let gate = Arc::new(Semaphore::new(0));
-    let server = start(
-        config(),
-        Arc::new(GatedHandler {
-            gate: Arc::clone(&gate),
-        }),
-    )
-    .await;
+    let (server, gate) = start_gated(config()).await;
     let mut peer = RawPeer::connect(server.addr).await;
-    let mut wire = Vec::new();
-    for i in 0..3 {
-        wire.extend(hie_mllp::codec::frame(&adt(&format!("S{i}"))));
-    }
-    peer.write(&wire).await;
+    peer.write(&pipelined("S", 3)).await;
     eventually("three frames read", || {
         server.metrics.frames_in.load(Ordering::Relaxed) == 3
     })

@@ -27,6 +27,13 @@ pub fn adt(id: &str) -> Vec<u8> {
         .into_bytes()
 }
 
+/// `count` framed ADT messages with control ids `{prefix}0`, `{prefix}1`, …, back to back.
+pub fn pipelined(prefix: &str, count: usize) -> Vec<u8> {
+    (0..count)
+        .flat_map(|i| frame(&adt(&format!("{prefix}{i}"))))
+        .collect()
+}
+
 /// ACKs parseable messages AA, NAKs others AR with the parser's reason.
 pub struct AckHandler;
 
@@ -42,6 +49,13 @@ pub fn ack_for(frame: &[u8]) -> Vec<u8> {
         Ok(message) => build_ack(&message, AckCode::AA, None),
         Err(err) => build_nak_unparseable(&err.to_string()),
     }
+}
+
+/// MSA-2 of an ACK (panics if `reply` is not an ACK).
+pub fn acked_id(reply: &[u8]) -> Option<String> {
+    hie_hl7::ack::parse_ack(reply)
+        .expect("reply is an ack")
+        .control_id
 }
 
 /// A listener serving in the background.
