@@ -28,9 +28,24 @@ fn main() {
         .and_then(|v| v.parse().ok())
         .unwrap_or(200_000);
     let scenarios = [
-        Scenario { name: "mllp_c8_w32", connections: 8, window: 32, messages: pipelined },
-        Scenario { name: "mllp_c1_w1", connections: 1, window: 1, messages: pipelined / 10 },
-        Scenario { name: "mllp_c8_w1", connections: 8, window: 1, messages: pipelined / 10 },
+        Scenario {
+            name: "mllp_c8_w32",
+            connections: 8,
+            window: 32,
+            messages: pipelined,
+        },
+        Scenario {
+            name: "mllp_c1_w1",
+            connections: 1,
+            window: 1,
+            messages: pipelined / 10,
+        },
+        Scenario {
+            name: "mllp_c8_w1",
+            connections: 8,
+            window: 1,
+            messages: pipelined / 10,
+        },
     ];
     let runtime = tokio::runtime::Runtime::new().expect("tokio runtime");
     for scenario in &scenarios {
