@@ -53,7 +53,14 @@ async fn pipelined_send_gets_every_ack_with_its_control_id() {
     assert_eq!(report.control_id_mismatches, 0);
     assert!(report.errors.is_empty(), "{:?}", report.errors);
     assert!(report.all_accepted());
-    assert!(report.latency.max_ms >= report.latency.p50_ms && report.latency.p50_ms > 0.0);
+    let latency = report.latency;
+    assert!(
+        latency.max_ms >= latency.p99_ms && latency.p99_ms >= latency.p50_ms,
+        "{latency:?}"
+    );
+    // A loopback round trip through two tokio tasks takes more than the 2 µs that a
+    // histogram clamped to its initial range reports.
+    assert!(latency.p50_ms > 0.005, "{latency:?}");
     assert_eq!(progress.done.load(std::sync::atomic::Ordering::Relaxed), 2000);
     let listened = session.stop().await.expect("stop");
     assert_eq!(listened.sink.messages, 2000);

@@ -209,7 +209,9 @@ impl Tally {
             invalid_acks: 0,
             mismatches: 0,
             errors: BTreeMap::new(),
-            latency_us: Histogram::new(3).expect("3 significant figures is valid"),
+            // 1 µs to 1 h: an auto-resizing histogram would clamp `saturating_record` to its
+            // initial range instead of growing.
+            latency_us: Histogram::new_with_bounds(1, 3_600_000_000, 3).expect("valid histogram bounds"),
         }
     }
 
@@ -249,7 +251,7 @@ impl Tally {
         }
         self.latency_us
             .add(&other.latency_us)
-            .expect("auto-resizing histograms merge");
+            .expect("histograms of the same bounds merge");
     }
 
     fn into_report(self, opts: &SendOptions, total: usize, elapsed: Duration) -> SendReport {
