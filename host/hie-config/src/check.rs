@@ -120,7 +120,11 @@ impl Checker<'_> {
         self.build(production, lookups, hooks, items)
     }
 
-    fn deserialize<T: for<'de> Deserialize<'de>>(&mut self, value: Spanned<DeValue<'_>>, field: &str) -> Option<T> {
+    fn deserialize<T: for<'de> Deserialize<'de>>(
+        &mut self,
+        value: Spanned<DeValue<'_>>,
+        field: &str,
+    ) -> Option<T> {
         match T::deserialize(value.into_deserializer()) {
             Ok(v) => Some(v),
             Err(e) => {
@@ -133,7 +137,11 @@ impl Checker<'_> {
     fn array_of<T: for<'de> Deserialize<'de>>(&mut self, value: Spanned<DeValue<'_>>, field: &str) -> Vec<T> {
         let span = value.span();
         let DeValue::Array(array) = value.into_inner() else {
-            self.err(Some(span), field, format!("expected an array of tables ([[{field}]])"));
+            self.err(
+                Some(span),
+                field,
+                format!("expected an array of tables ([[{field}]])"),
+            );
             return Vec::new();
         };
         let mut out = Vec::new();
@@ -169,7 +177,11 @@ impl Checker<'_> {
         let file = self.src.path().to_path_buf();
         let dir = file.parent().map(Path::to_path_buf).unwrap_or_default();
         if production.name.get_ref().trim().is_empty() {
-            self.err(Some(production.name.span()), "production.name", "must not be empty");
+            self.err(
+                Some(production.name.span()),
+                "production.name",
+                "must not be empty",
+            );
         }
         let data_dir = match &production.data_dir {
             Some(d) => dir.join(d.get_ref()),
@@ -202,7 +214,11 @@ impl Checker<'_> {
         })
     }
 
-    fn unique_names<'n>(&mut self, names: impl Iterator<Item = &'n Spanned<String>>, section: &str) -> HashSet<String> {
+    fn unique_names<'n>(
+        &mut self,
+        names: impl Iterator<Item = &'n Spanned<String>>,
+        section: &str,
+    ) -> HashSet<String> {
         let mut seen: HashMap<String, usize> = HashMap::new();
         for name in names {
             let n = name.get_ref();
@@ -258,7 +274,9 @@ impl Checker<'_> {
     }
 
     fn settings(&mut self, s: &BTreeMap<String, Spanned<SettingValue>>) -> BTreeMap<String, String> {
-        s.iter().map(|(k, v)| (k.clone(), v.get_ref().to_text())).collect()
+        s.iter()
+            .map(|(k, v)| (k.clone(), v.get_ref().to_text()))
+            .collect()
     }
 
     fn item(
@@ -315,7 +333,11 @@ impl Checker<'_> {
                     format!("unknown target {:?}", target.get_ref()),
                 );
             } else if target.get_ref() == t.name.get_ref() {
-                self.err(Some(target.span()), format!("{f}.targets[{i}]"), "an item cannot target itself");
+                self.err(
+                    Some(target.span()),
+                    format!("{f}.targets[{i}]"),
+                    "an item cannot target itself",
+                );
             }
         }
         for (i, hook) in t.hooks.iter().enumerate() {
@@ -370,12 +392,18 @@ impl Checker<'_> {
             return None;
         };
         let (allowed, wants): (&[&str], ItemKind) = match ty.get_ref().as_str() {
-            "mllp-in" => (&["host", "port", "ack_mode", "max_connections", "ack_timeout"], ItemKind::Service),
+            "mllp-in" => (
+                &["host", "port", "ack_mode", "max_connections", "ack_timeout"],
+                ItemKind::Service,
+            ),
             "mllp-out" => (
                 &["host", "port", "ack_timeout", "connect_timeout", "reply_actions"],
                 ItemKind::Operation,
             ),
-            "file-in" => (&["dir", "suffix", "poll_interval", "archive_dir"], ItemKind::Service),
+            "file-in" => (
+                &["dir", "suffix", "poll_interval", "archive_dir"],
+                ItemKind::Service,
+            ),
             "file-out" => (&["dir", "filename"], ItemKind::Operation),
             other => {
                 self.err(
@@ -392,7 +420,12 @@ impl Checker<'_> {
             self.err(
                 Some(ty.span()),
                 format!("{f}.type"),
-                format!("adapter {:?} belongs on a {}, not a {}", ty.get_ref(), wants.as_str(), k.as_str()),
+                format!(
+                    "adapter {:?} belongs on a {}, not a {}",
+                    ty.get_ref(),
+                    wants.as_str(),
+                    k.as_str()
+                ),
             );
         }
         for (name, span) in present_adapter_fields(t) {
@@ -404,7 +437,11 @@ impl Checker<'_> {
                 );
             }
         }
-        let host = t.host.as_ref().map(|h| h.get_ref().clone()).unwrap_or_else(|| "127.0.0.1".into());
+        let host = t
+            .host
+            .as_ref()
+            .map(|h| h.get_ref().clone())
+            .unwrap_or_else(|| "127.0.0.1".into());
         let port = |c: &mut Self| -> Option<u16> {
             match &t.port {
                 Some(p) => match u16::try_from(*p.get_ref()) {
@@ -474,7 +511,12 @@ impl Checker<'_> {
                     .as_ref()
                     .map(|r| self.line(r.span()))
                     .unwrap_or_default();
-                let connect_timeout = dur(self, &t.connect_timeout, "connect_timeout", Duration::from_secs(5));
+                let connect_timeout = dur(
+                    self,
+                    &t.connect_timeout,
+                    "connect_timeout",
+                    Duration::from_secs(5),
+                );
                 let ack_timeout = dur(self, &t.ack_timeout, "ack_timeout", Duration::from_secs(30));
                 Some(AdapterConfig::MllpOut(MllpOutConfig {
                     host,
@@ -487,7 +529,12 @@ impl Checker<'_> {
             }
             "file-in" => {
                 let d = dir_of(self, &t.dir)?;
-                let poll_interval = dur(self, &t.poll_interval, "poll_interval", Duration::from_millis(500));
+                let poll_interval = dur(
+                    self,
+                    &t.poll_interval,
+                    "poll_interval",
+                    Duration::from_millis(500),
+                );
                 let archive_dir = t
                     .archive_dir
                     .as_ref()
@@ -514,7 +561,12 @@ impl Checker<'_> {
         }
     }
 
-    fn execution(&mut self, e: Option<&Spanned<ExecutionTable>>, pool_size: usize, item: &str) -> Option<Execution> {
+    fn execution(
+        &mut self,
+        e: Option<&Spanned<ExecutionTable>>,
+        pool_size: usize,
+        item: &str,
+    ) -> Option<Execution> {
         let Some(e) = e else {
             return Some(Execution::ThreadPool { threads: pool_size });
         };
@@ -530,11 +582,19 @@ impl Checker<'_> {
         };
         let mode = t.mode.get_ref().as_str();
         if processes.is_some() && mode != "multi_process" {
-            self.err(Some(e.span()), format!("{f}.processes"), "only applies to mode \"multi_process\"");
+            self.err(
+                Some(e.span()),
+                format!("{f}.processes"),
+                "only applies to mode \"multi_process\"",
+            );
         }
         match mode {
             "async" | "single_process" if threads.is_some() => {
-                self.err(Some(e.span()), format!("{f}.threads"), format!("does not apply to mode {mode:?}"));
+                self.err(
+                    Some(e.span()),
+                    format!("{f}.threads"),
+                    format!("does not apply to mode {mode:?}"),
+                );
                 None
             }
             "async" => Some(Execution::Async),
@@ -572,7 +632,9 @@ impl Checker<'_> {
             Some(("priority", _)) => QueueKind::Priority,
             Some(("lifo", _)) => QueueKind::Lifo,
             Some(("keyed", span)) => match &t.key {
-                Some(k) if valid_hl7_path(k.get_ref()) => QueueKind::Keyed { key: k.get_ref().clone() },
+                Some(k) if valid_hl7_path(k.get_ref()) => QueueKind::Keyed {
+                    key: k.get_ref().clone(),
+                },
                 Some(k) => {
                     self.err(
                         Some(k.span()),
@@ -582,7 +644,11 @@ impl Checker<'_> {
                     return None;
                 }
                 None => {
-                    self.err(Some(span), format!("{f}.key"), "a keyed queue needs a key, e.g. \"PID-3\"");
+                    self.err(
+                        Some(span),
+                        format!("{f}.key"),
+                        "a keyed queue needs a key, e.g. \"PID-3\"",
+                    );
                     return None;
                 }
             },
@@ -590,7 +656,9 @@ impl Checker<'_> {
                 self.err(
                     Some(span),
                     format!("{f}.kind"),
-                    format!("unknown queue kind {other:?}, expected \"fifo\", \"priority\", \"lifo\" or \"keyed\""),
+                    format!(
+                        "unknown queue kind {other:?}, expected \"fifo\", \"priority\", \"lifo\" or \"keyed\""
+                    ),
                 );
                 return None;
             }
@@ -598,7 +666,11 @@ impl Checker<'_> {
         if let Some(k) = &t.key
             && !matches!(kind, QueueKind::Keyed { .. })
         {
-            self.err(Some(k.span()), format!("{f}.key"), "only applies to kind \"keyed\"");
+            self.err(
+                Some(k.span()),
+                format!("{f}.key"),
+                "only applies to kind \"keyed\"",
+            );
         }
         let overflow = match t.overflow.as_ref().map(|o| (o.get_ref().as_str(), o.span())) {
             None | Some(("block", _)) => Overflow::Block,
@@ -646,7 +718,11 @@ impl Checker<'_> {
         let max_backoff = self.opt_duration(&t.max_backoff, &f, "max_backoff", Duration::from_secs(30))?;
         if max_backoff < backoff {
             let span = t.max_backoff.as_ref().map(|m| m.span());
-            self.err(span, format!("{f}.max_backoff"), "must not be shorter than backoff");
+            self.err(
+                span,
+                format!("{f}.max_backoff"),
+                "must not be shorter than backoff",
+            );
         }
         Some(RestartConfig {
             policy,
@@ -681,7 +757,10 @@ impl Checker<'_> {
         let f = format!("{item}.limits");
         let t = l.get_ref();
         Limits {
-            memory: t.memory.as_ref().and_then(|m| self.size(m, &format!("{f}.memory"))),
+            memory: t
+                .memory
+                .as_ref()
+                .and_then(|m| self.size(m, &format!("{f}.memory"))),
             deadline: t
                 .deadline
                 .as_ref()
@@ -690,7 +769,10 @@ impl Checker<'_> {
                 .fuel
                 .as_ref()
                 .and_then(|x| self.positive(x, &format!("{f}.fuel")).map(|v| v as u64)),
-            max_output: t.max_output.as_ref().and_then(|m| self.size(m, &format!("{f}.max_output"))),
+            max_output: t
+                .max_output
+                .as_ref()
+                .and_then(|m| self.size(m, &format!("{f}.max_output"))),
         }
     }
 
@@ -912,9 +994,14 @@ limits = { memory = "64MiB", deadline = "5s" }
         );
         let out = p.item("out").unwrap();
         assert_eq!(out.limits.memory, Some(64 << 20));
-        let Some(AdapterConfig::MllpOut(m)) = &out.adapter else { panic!() };
+        let Some(AdapterConfig::MllpOut(m)) = &out.adapter else {
+            panic!()
+        };
         assert_eq!(m.reply_actions.as_deref(), Some(":?E=S"));
-        assert_eq!(p.hook("audit").unwrap().plugin.reference, PluginRef::File("hooks/audit.wasm".into()));
+        assert_eq!(
+            p.hook("audit").unwrap().plugin.reference,
+            PluginRef::File("hooks/audit.wasm".into())
+        );
     }
 
     #[test]
@@ -974,8 +1061,16 @@ adapter = { type = "mllp-out", port = 1, dir = "x" }
 "#;
         let errs = messages(text);
         assert_eq!(errs.len(), 3, "{errs:#?}");
-        assert!(errs[0].starts_with("/p/production.toml:4:1: production: unknown field \"colour\""), "{}", errs[0]);
-        assert!(errs[1].starts_with("/p/production.toml:9:1: items[a]: unknown field \"pool\""), "{}", errs[1]);
+        assert!(
+            errs[0].starts_with("/p/production.toml:4:1: production: unknown field \"colour\""),
+            "{}",
+            errs[0]
+        );
+        assert!(
+            errs[1].starts_with("/p/production.toml:9:1: items[a]: unknown field \"pool\""),
+            "{}",
+            errs[1]
+        );
         assert_eq!(
             errs[2],
             "/p/production.toml:14:48: items[b].adapter.dir: field does not apply to adapter \"mllp-out\""

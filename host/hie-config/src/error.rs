@@ -111,7 +111,12 @@ impl SourceFile {
     }
 
     /// An error at a span (or at no particular place).
-    pub fn error(&self, span: Option<Range<usize>>, field: impl Into<String>, message: impl Into<String>) -> ConfigError {
+    pub fn error(
+        &self,
+        span: Option<Range<usize>>,
+        field: impl Into<String>,
+        message: impl Into<String>,
+    ) -> ConfigError {
         let (line, column) = match span {
             Some(s) => {
                 let (l, c) = self.line_col(s.start);
@@ -146,6 +151,9 @@ mod tests {
     fn display_names_file_line_and_field() {
         let src = SourceFile::new("p.toml", "x\ny");
         let e = src.error(Some(2..3), "items[a].targets[0]", "unknown target \"b\"");
-        assert_eq!(e.to_string(), "p.toml:2:1: items[a].targets[0]: unknown target \"b\"");
+        assert_eq!(
+            e.to_string(),
+            "p.toml:2:1: items[a].targets[0]: unknown target \"b\""
+        );
     }
 }

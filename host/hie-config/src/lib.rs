@@ -25,7 +25,11 @@ pub const PRODUCTION_FILE: &str = "production.toml";
 
 /// The production file for `path`: the path itself, or `production.toml` inside it.
 pub fn production_file(path: &Path) -> PathBuf {
-    if path.is_dir() { path.join(PRODUCTION_FILE) } else { path.to_path_buf() }
+    if path.is_dir() {
+        path.join(PRODUCTION_FILE)
+    } else {
+        path.to_path_buf()
+    }
 }
 
 /// Read and check a production (a directory holding `production.toml`, or the file).

@@ -30,26 +30,40 @@ pub fn plugin_search_path(production_dir: &Path) -> Vec<PathBuf> {
 
 /// Find every plugin file and check it fits its world; fills in [`PluginSpec::path`].
 /// Reports every plugin that is missing or does not fit.
-pub fn resolve_plugins(production: &mut Production, check: Option<WorldCheck<'_>>) -> Result<(), ConfigErrors> {
+pub fn resolve_plugins(
+    production: &mut Production,
+    check: Option<WorldCheck<'_>>,
+) -> Result<(), ConfigErrors> {
     let search = plugin_search_path(&production.dir);
     let file = production.file.clone();
     let dir = production.dir.clone();
     let mut errors = Vec::new();
-    let mut resolve = |spec: &mut PluginSpec, field: String, world: PluginWorld| {
-        match locate(&spec.reference, &dir, &search) {
-            Ok(path) => {
-                if let Some(check) = check
-                    && let Err(why) = check(&path, world)
-                {
-                    errors.push(error(&file, spec, &field, format!("{} does not fit: {why}", path.display())));
-                }
-                spec.path = Some(path);
+    let mut resolve = |spec: &mut PluginSpec, field: String, world: PluginWorld| match locate(
+        &spec.reference,
+        &dir,
+        &search,
+    ) {
+        Ok(path) => {
+            if let Some(check) = check
+                && let Err(why) = check(&path, world)
+            {
+                errors.push(error(
+                    &file,
+                    spec,
+                    &field,
+                    format!("{} does not fit: {why}", path.display()),
+                ));
             }
-            Err(why) => errors.push(error(&file, spec, &field, why)),
+            spec.path = Some(path);
         }
+        Err(why) => errors.push(error(&file, spec, &field, why)),
     };
     for hook in &mut production.hooks {
-        resolve(&mut hook.plugin, format!("hooks[{}].plugin", hook.name), PluginWorld::MessageHook);
+        resolve(
+            &mut hook.plugin,
+            format!("hooks[{}].plugin", hook.name),
+            PluginWorld::MessageHook,
+        );
     }
     for item in &mut production.items {
         let world = item.kind.world();
@@ -58,7 +72,11 @@ pub fn resolve_plugins(production: &mut Production, check: Option<WorldCheck<'_>
         }
     }
     errors.sort_by_key(|e| e.line);
-    if errors.is_empty() { Ok(()) } else { Err(ConfigErrors(errors)) }
+    if errors.is_empty() {
+        Ok(())
+    } else {
+        Err(ConfigErrors(errors))
+    }
 }
 
 fn error(file: &Path, spec: &PluginSpec, field: &str, message: String) -> ConfigError {
@@ -136,7 +154,10 @@ plugin = "op.wasm"
         };
         let errs = resolve_plugins(&mut p, Some(&check)).unwrap_err();
         let lines: Vec<String> = errs.iter().map(|e| format!("{:?} {}", e.line, e.field)).collect();
-        assert_eq!(lines, vec!["Some(13) items[gone].plugin", "Some(18) items[op].plugin"]);
+        assert_eq!(
+            lines,
+            vec!["Some(13) items[gone].plugin", "Some(18) items[op].plugin"]
+        );
         assert_eq!(
             p.item("router").unwrap().plugin.as_ref().unwrap().path,
             Some(dir.path().join("plugins/hl7_router.wasm"))

@@ -95,7 +95,7 @@ pub(crate) struct SendError {
     /// The message is already in the dead-letter queue (overflow `dead-letter`).
     pub dead_lettered: bool,
     /// The refused message, when it is not in the dead-letter queue.
-    pub message: Option<Envelope>,
+    pub message: Option<Box<Envelope>>,
 }
 
 /// What workers and adapters share.
@@ -163,7 +163,7 @@ impl Shared {
         match pushed {
             Ok(()) => Ok(()),
             Err(PushError::Closed(d)) => Err(self.refuse(
-                d,
+                *d,
                 Failure::transient(
                     outward::ITEM_UNAVAILABLE,
                     format!("item {} is not taking messages", item.config.name),
@@ -173,10 +173,14 @@ impl Shared {
             Err(PushError::Full(d)) => {
                 let failure = Failure::transient(
                     outward::QUEUE_FULL,
-                    format!("queue of item {} is full ({})", item.config.name, item.queue.capacity()),
+                    format!(
+                        "queue of item {} is full ({})",
+                        item.config.name,
+                        item.queue.capacity()
+                    ),
                 );
                 let dead_letter = item.config.queue.overflow == Overflow::DeadLetter;
-                Err(self.refuse(d, failure, dead_letter.then_some(item.config.name.as_str())))
+                Err(self.refuse(*d, failure, dead_letter.then_some(item.config.name.as_str())))
             }
         }
     }
@@ -201,7 +205,7 @@ impl Shared {
         SendError {
             failure,
             dead_lettered: dead_letter.is_some(),
-            message,
+            message: message.map(Box::new),
         }
     }
 
@@ -212,15 +216,21 @@ impl Shared {
             ReplyTo::Nobody => {}
             ReplyTo::Sync(tx) => {
                 let reply = result.and_then(|r| {
-                    r.ok_or_else(|| Failure::permanent(outward::NO_REPLY, "the target finished without a reply"))
+                    r.ok_or_else(|| {
+                        Failure::permanent(outward::NO_REPLY, "the target finished without a reply")
+                    })
                 });
                 let _ = tx.send(reply);
             }
             ReplyTo::Async { item, correlation_id } => {
                 let reply = result.and_then(|r| {
-                    r.ok_or_else(|| Failure::permanent(outward::NO_REPLY, "the target finished without a reply"))
+                    r.ok_or_else(|| {
+                        Failure::permanent(outward::NO_REPLY, "the target finished without a reply")
+                    })
                 });
-                let Some(requester) = self.items.get(&item) else { return };
+                let Some(requester) = self.items.get(&item) else {
+                    return;
+                };
                 let delivery = Delivery {
                     work: Work::Reply {
                         correlation_id: correlation_id.clone(),
@@ -251,7 +261,10 @@ impl Shared {
         }
         let now = Instant::now();
         let mut times = item.restart_times.lock();
-        while times.front().is_some_and(|t| now.duration_since(*t) > policy.within) {
+        while times
+            .front()
+            .is_some_and(|t| now.duration_since(*t) > policy.within)
+        {
             times.pop_front();
         }
         if times.len() >= policy.max_restarts as usize {
@@ -331,7 +344,13 @@ impl HostApi for EngineHost {
             .map_err(|e| e.failure)
     }
 
-    fn send_request_sync(&self, from: &str, target: &str, msg: Envelope, timeout_ms: u32) -> Result<Envelope, Failure> {
+    fn send_request_sync(
+        &self,
+        from: &str,
+        target: &str,
+        msg: Envelope,
+        timeout_ms: u32,
+    ) -> Result<Envelope, Failure> {
         let shared = self.shared()?;
         let timeout = Duration::from_millis(u64::from(timeout_ms));
         if target == from && shared.item(from).is_some_and(|i| i.executor.workers() == 1) {
@@ -350,7 +369,9 @@ impl HostApi for EngineHost {
             reply_to: ReplyTo::Sync(tx),
         };
         tracing::debug!(item = from, target, correlation_id = %correlation_id, "request sent");
-        shared.deliver(target, delivery, Some(timeout)).map_err(|e| e.failure)?;
+        shared
+            .deliver(target, delivery, Some(timeout))
+            .map_err(|e| e.failure)?;
         drop(shared);
         let left = deadline.saturating_duration_since(Instant::now());
         match rx.recv_timeout(left) {
@@ -438,13 +459,20 @@ pub fn preflight(production: &Production) -> Vec<EngineError> {
 impl Engine {
     /// Build and start `production` (its plugins resolved) on the current tokio
     /// runtime: operations first, then processes, then services and their listeners.
-    pub async fn start(production: Production, factory: Arc<dyn PluginFactory>) -> Result<Engine, EngineError> {
+    pub async fn start(
+        production: Production,
+        factory: Arc<dyn PluginFactory>,
+    ) -> Result<Engine, EngineError> {
         let runtime = Handle::try_current().map_err(|_| EngineError::NoRuntime)?;
         let mut items = HashMap::new();
         for config in &production.items {
             let executor = Executor::for_item(config, &runtime)?;
             let outbound = OutboundSpec::for_item(config, &production.file)?;
-            let state = if config.enabled { ItemState::Running } else { ItemState::Disabled };
+            let state = if config.enabled {
+                ItemState::Running
+            } else {
+                ItemState::Disabled
+            };
             let item = ItemRuntime {
                 queue: ItemQueue::new(&config.queue.kind, config.queue.capacity),
                 config: config.clone(),
@@ -484,7 +512,8 @@ impl Engine {
         for item in order {
             match &item.config.adapter {
                 Some(hie_config::AdapterConfig::MllpIn(cfg)) if item.config.enabled => {
-                    let addr = mllp_in::start(&shared, item, cfg, &engine.inbound, engine.shutdown.clone()).await?;
+                    let addr =
+                        mllp_in::start(&shared, item, cfg, &engine.inbound, engine.shutdown.clone()).await?;
                     engine.listeners.insert(item.config.name.clone(), addr);
                 }
                 Some(hie_config::AdapterConfig::FileIn(cfg)) if item.config.enabled => {
@@ -579,7 +608,10 @@ impl Engine {
         for d in item.queue.drain_waiting() {
             self.shared.refuse(
                 d,
-                Failure::transient(outward::ITEM_UNAVAILABLE, format!("item {} was disabled", item.config.name)),
+                Failure::transient(
+                    outward::ITEM_UNAVAILABLE,
+                    format!("item {} was disabled", item.config.name),
+                ),
                 Some(&item.config.name),
             );
         }
@@ -632,7 +664,11 @@ impl Engine {
             .ok_or_else(|| Failure::permanent("not-found", format!("no dead letter {id}")))?;
         let mut msg = letter.message;
         msg.attempt += 1;
-        match self.shared.deliver(&letter.item, Delivery::message(msg.clone()), Some(Duration::from_secs(5))) {
+        match self.shared.deliver(
+            &letter.item,
+            Delivery::message(msg.clone()),
+            Some(Duration::from_secs(5)),
+        ) {
             Ok(()) => Ok(()),
             Err(e) => {
                 if !e.dead_lettered {
@@ -652,10 +688,17 @@ impl Engine {
         tracing::info!(production = %self.shared.production.name, "production stopping");
         self.shutdown.cancel();
         self.inbound.close();
-        let inbound_done = tokio::time::timeout_at(deadline, self.inbound.wait()).await.is_ok();
+        let inbound_done = tokio::time::timeout_at(deadline, self.inbound.wait())
+            .await
+            .is_ok();
         let mut drained = inbound_done;
         let mut order: Vec<&Arc<ItemRuntime>> = self.shared.items.values().collect();
-        order.sort_by_key(|i| (std::cmp::Reverse(start_rank(i.config.kind)), i.config.location.line));
+        order.sort_by_key(|i| {
+            (
+                std::cmp::Reverse(start_rank(i.config.kind)),
+                i.config.location.line,
+            )
+        });
         for kind in [ItemKind::Service, ItemKind::Process, ItemKind::Operation] {
             for item in order.iter().filter(|i| i.config.kind == kind) {
                 drained &= wait_idle(item, deadline).await;

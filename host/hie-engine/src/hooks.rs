@@ -60,7 +60,9 @@ pub struct HookChain {
 
 impl std::fmt::Debug for HookChain {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_list().entries(self.hooks.iter().map(|h| h.name())).finish()
+        f.debug_list()
+            .entries(self.hooks.iter().map(|h| h.name()))
+            .finish()
     }
 }
 

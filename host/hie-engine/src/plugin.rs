@@ -42,7 +42,11 @@ pub trait PluginFactory: Send + Sync {
     ) -> Result<Box<dyn ItemInstance>, PluginError>;
 
     /// A fresh, initialised instance of `hook`.
-    fn hook_instance(&self, hook: &HookConfig, host: Arc<dyn HostApi>) -> Result<Box<dyn MessageHook>, PluginError>;
+    fn hook_instance(
+        &self,
+        hook: &HookConfig,
+        host: Arc<dyn HostApi>,
+    ) -> Result<Box<dyn MessageHook>, PluginError>;
 }
 
 /// The built-in logic of a service without a plugin: pass every message on.

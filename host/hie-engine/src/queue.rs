@@ -24,9 +24,9 @@ use crate::delivery::Delivery;
 #[derive(Debug)]
 pub enum PushError {
     /// The queue is at capacity.
-    Full(Delivery),
+    Full(Box<Delivery>),
     /// The queue is closed (the item is stopping or disabled).
-    Closed(Delivery),
+    Closed(Box<Delivery>),
 }
 
 /// One entry handed to a worker.
@@ -134,10 +134,10 @@ impl ItemQueue {
     pub fn try_push(&self, delivery: Delivery, key: Option<String>) -> Result<(), PushError> {
         let mut st = self.state.lock();
         if st.closed {
-            return Err(PushError::Closed(delivery));
+            return Err(PushError::Closed(Box::new(delivery)));
         }
         if st.depth >= self.capacity {
-            return Err(PushError::Full(delivery));
+            return Err(PushError::Full(Box::new(delivery)));
         }
         self.insert(&mut st, Entry { delivery, key });
         Ok(())
@@ -148,7 +148,7 @@ impl ItemQueue {
     pub fn push_force(&self, delivery: Delivery, key: Option<String>) -> Result<(), PushError> {
         let mut st = self.state.lock();
         if st.closed {
-            return Err(PushError::Closed(delivery));
+            return Err(PushError::Closed(Box::new(delivery)));
         }
         self.insert(&mut st, Entry { delivery, key });
         Ok(())
@@ -165,7 +165,7 @@ impl ItemQueue {
         let mut st = self.state.lock();
         loop {
             if st.closed {
-                return Err(PushError::Closed(delivery));
+                return Err(PushError::Closed(Box::new(delivery)));
             }
             if st.depth < self.capacity {
                 self.insert(&mut st, Entry { delivery, key });
@@ -174,7 +174,7 @@ impl ItemQueue {
             match deadline {
                 Some(d) => {
                     if self.not_full.wait_until(&mut st, d).timed_out() && st.depth >= self.capacity {
-                        return Err(PushError::Full(delivery));
+                        return Err(PushError::Full(Box::new(delivery)));
                     }
                 }
                 None => self.not_full.wait(&mut st),
@@ -193,7 +193,7 @@ impl ItemQueue {
             let attempt = self.try_push(delivery, key.clone());
             match attempt {
                 Err(PushError::Full(d)) => {
-                    delivery = d;
+                    delivery = *d;
                     notified.await;
                     self.async_waiters.fetch_sub(1, Ordering::SeqCst);
                 }
@@ -480,7 +480,10 @@ mod tests {
         tokio::task::yield_now().await;
         assert!(!pushed.is_finished());
         let q3 = Arc::clone(&q);
-        let lease = tokio::task::spawn_blocking(move || q3.pop(0)).await.unwrap().unwrap();
+        let lease = tokio::task::spawn_blocking(move || q3.pop(0))
+            .await
+            .unwrap()
+            .unwrap();
         q.complete(lease.ticket);
         pushed.await.unwrap().unwrap();
         q.close();

@@ -13,7 +13,10 @@ use std::sync::Arc;
 use bytes::Bytes;
 use hie_config::{HookConfig, ItemConfig, ItemKind, PluginWorld as ConfigWorld, Production};
 use hie_core::{Envelope, Failure, HostApi, Outcome, Plugin, PluginError};
-use hie_wasm::{Adapter, Component, DirGrant, Grants, HostConfig, ItemContext, Limits, PluginWorld, WasmHook, WasmHost, WasmPlugin};
+use hie_wasm::{
+    Adapter, Component, DirGrant, Grants, HostConfig, ItemContext, Limits, PluginWorld, WasmHook, WasmHost,
+    WasmPlugin,
+};
 use parking_lot::Mutex;
 
 use crate::adapters::outbound::AdapterSend;
@@ -36,7 +39,11 @@ pub fn check_world(path: &Path, world: ConfigWorld) -> Result<(), String> {
     if world_fits(world, info.world) {
         Ok(())
     } else {
-        Err(format!("it is a {} component, the item needs {}", info.world, world.as_str()))
+        Err(format!(
+            "it is a {} component, the item needs {}",
+            info.world,
+            world.as_str()
+        ))
     }
 }
 
@@ -142,7 +149,9 @@ impl PluginFactory for WasmFactory {
         let component = self.component(&path_of(item.plugin.as_ref(), &item.name)?)?;
         let mut ctx = Self::context(&item.name, &item.settings, &item.limits, &item.grants, host);
         let after = match adapter {
-            Some(a) if item.kind == ItemKind::Operation && component.world() != PluginWorld::Operation => Some(a),
+            Some(a) if item.kind == ItemKind::Operation && component.world() != PluginWorld::Operation => {
+                Some(a)
+            }
             Some(a) => {
                 ctx.adapter = Some(Arc::new(SharedAdapter(Mutex::new(a))));
                 None
@@ -156,9 +165,19 @@ impl PluginFactory for WasmFactory {
         }))
     }
 
-    fn hook_instance(&self, hook: &HookConfig, host: Arc<dyn HostApi>) -> Result<Box<dyn MessageHook>, PluginError> {
+    fn hook_instance(
+        &self,
+        hook: &HookConfig,
+        host: Arc<dyn HostApi>,
+    ) -> Result<Box<dyn MessageHook>, PluginError> {
         let component = self.component(&path_of(Some(&hook.plugin), &hook.name)?)?;
-        let ctx = Self::context(&hook.name, &hook.settings, &hook.limits, &hie_config::Grants::default(), host);
+        let ctx = Self::context(
+            &hook.name,
+            &hook.settings,
+            &hook.limits,
+            &hie_config::Grants::default(),
+            host,
+        );
         Ok(Box::new(WasmMessageHook {
             name: hook.name.clone(),
             hook: component.instantiate_hook(ctx)?,
@@ -203,7 +222,11 @@ impl Plugin for WasmItem {
         self.after(outcome)
     }
 
-    fn on_reply(&mut self, correlation_id: &str, reply: Result<Envelope, Failure>) -> Result<Outcome, PluginError> {
+    fn on_reply(
+        &mut self,
+        correlation_id: &str,
+        reply: Result<Envelope, Failure>,
+    ) -> Result<Outcome, PluginError> {
         let outcome = self.plugin()?.on_reply(correlation_id, reply)?;
         self.after(outcome)
     }
@@ -302,7 +325,10 @@ impl MessageHook for WasmMessageHook {
     }
 
     fn on_after_send(&mut self, item: &str, target: &str, msg: &Envelope, delivery: &Result<(), Failure>) {
-        if let Err(e) = self.hook.after_send(item, target, msg, delivery.as_ref().map(|_| ())) {
+        if let Err(e) = self
+            .hook
+            .after_send(item, target, msg, delivery.as_ref().map(|_| ()))
+        {
             self.failed("on-after-send", &e);
         }
     }

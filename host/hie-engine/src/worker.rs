@@ -140,7 +140,9 @@ impl<'a> Worker<'a> {
                 .map_err(|e| format!("cannot instantiate hook {name}: {e}"))?;
             hooks.push(h);
         }
-        instance.start().map_err(|e| format!("plugin refused to start: {e}"))?;
+        instance
+            .start()
+            .map_err(|e| format!("plugin refused to start: {e}"))?;
         Ok(Worker {
             shared,
             item,
@@ -169,7 +171,10 @@ impl<'a> Worker<'a> {
         let Delivery { work, reply_to } = delivery;
         match work {
             Work::Message(msg) => self.process(msg, reply_to, epoch),
-            Work::Reply { correlation_id, result } => self.reply(&correlation_id, result),
+            Work::Reply {
+                correlation_id,
+                result,
+            } => self.reply(&correlation_id, result),
         }
     }
 
@@ -178,7 +183,9 @@ impl<'a> Worker<'a> {
             Ok(m) => m.clone(),
             Err(_) => Envelope::new(self.name(), "application/octet-stream", Bytes::new()),
         };
-        let _span = tracing::debug_span!("reply", item = %self.name(), session_id = %base.session_id, correlation_id).entered();
+        let _span =
+            tracing::debug_span!("reply", item = %self.name(), session_id = %base.session_id, correlation_id)
+                .entered();
         let called = {
             let _current = CurrentMessage::enter(&base);
             self.instance.on_reply(correlation_id, result)
@@ -344,7 +351,11 @@ impl<'a> Worker<'a> {
                     }
                 }
             };
-            let reply_to = if carry { waiting.take().unwrap_or_default() } else { ReplyTo::Nobody };
+            let reply_to = if carry {
+                waiting.take().unwrap_or_default()
+            } else {
+                ReplyTo::Nobody
+            };
             let copy = (!self.hooks.is_empty()).then(|| m.clone());
             let sent = self.shared.deliver(
                 &target,
@@ -360,7 +371,7 @@ impl<'a> Worker<'a> {
             }
             if let Err(e) = sent {
                 if let Some(m) = e.message {
-                    self.shared.dead_letters.put(&target, m, e.failure.clone());
+                    self.shared.dead_letters.put(&target, *m, e.failure.clone());
                 }
                 first_failure.get_or_insert(e.failure);
             }
@@ -398,7 +409,9 @@ pub(crate) fn stamp(mut m: Envelope, input: &Envelope, source: &str, target: &st
 /// Whether an error means the instance is broken (the worker restarts).
 fn instance_fault(err: &PluginError) -> Option<String> {
     match err {
-        PluginError::Trap { .. } | PluginError::Instantiate(_) | PluginError::WorkerDied(_) => Some(err.to_string()),
+        PluginError::Trap { .. } | PluginError::Instantiate(_) | PluginError::WorkerDied(_) => {
+            Some(err.to_string())
+        }
         _ => None,
     }
 }

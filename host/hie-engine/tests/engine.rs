@@ -29,7 +29,11 @@ struct Doubles {
 }
 
 impl Doubles {
-    fn item(mut self, name: &str, make: impl Fn(Arc<dyn HostApi>) -> Box<dyn ItemInstance> + Send + Sync + 'static) -> Self {
+    fn item(
+        mut self,
+        name: &str,
+        make: impl Fn(Arc<dyn HostApi>) -> Box<dyn ItemInstance> + Send + Sync + 'static,
+    ) -> Self {
         self.items.insert(name.into(), Arc::new(make));
         self
     }
@@ -49,7 +53,11 @@ impl PluginFactory for Doubles {
         Ok(make(host))
     }
 
-    fn hook_instance(&self, hook: &HookConfig, _host: Arc<dyn HostApi>) -> Result<Box<dyn MessageHook>, PluginError> {
+    fn hook_instance(
+        &self,
+        hook: &HookConfig,
+        _host: Arc<dyn HostApi>,
+    ) -> Result<Box<dyn MessageHook>, PluginError> {
         Ok(Box::new(LogHook {
             name: hook.name.clone(),
             log: Arc::clone(&self.log),
@@ -105,7 +113,10 @@ impl MessageHook for LogHook {
         BeforeAction::Continue(msg)
     }
     fn on_after_send(&mut self, item: &str, target: &str, _msg: &Envelope, delivery: &Result<(), Failure>) {
-        self.note(format!("after-send {item}->{target} {}", if delivery.is_ok() { "ok" } else { "err" }));
+        self.note(format!(
+            "after-send {item}->{target} {}",
+            if delivery.is_ok() { "ok" } else { "err" }
+        ));
     }
 }
 
@@ -180,7 +191,11 @@ fn msa1(ack: &[u8]) -> String {
 }
 
 fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 /// Routes by MSH-9.1: ADT → pas and ris, ORU → lab, else `no-route`.
@@ -303,7 +318,10 @@ execution = { mode = "single_process" }
         m.priority = priority;
         engine.send("p", m).unwrap();
     }
-    eventually("five messages wait", || engine.item_status("p").unwrap().queue.depth == 5).await;
+    eventually("five messages wait", || {
+        engine.item_status("p").unwrap().queue.depth == 5
+    })
+    .await;
     assert!(seen.lock().is_empty(), "a paused item must not process");
     assert_eq!(engine.item_status("p").unwrap().state, ItemState::Paused);
     engine.resume("p").unwrap();
@@ -345,7 +363,10 @@ queue = { kind = "keyed", key = "PID-3" }
     for i in 0..200 {
         let key = format!("P{}", i % 7);
         engine
-            .send("k", Envelope::hl7("test", hl7("ADT^A08", &format!("{i:04}"), &key)))
+            .send(
+                "k",
+                Envelope::hl7("test", hl7("ADT^A08", &format!("{i:04}"), &key)),
+            )
             .unwrap();
     }
     eventually("all processed", || seen.lock().len() == 200).await;
@@ -432,8 +453,12 @@ plugin = "native"
         })
         .item("results", move |_| recorder(Arc::clone(&r), Duration::ZERO));
     let engine = Engine::start(production(text), Arc::new(doubles)).await.unwrap();
-    engine.send("requester", Envelope::new("t", "text/plain", "ping")).unwrap();
-    engine.send("async-requester", Envelope::new("t", "text/plain", "pong")).unwrap();
+    engine
+        .send("requester", Envelope::new("t", "text/plain", "ping"))
+        .unwrap();
+    engine
+        .send("async-requester", Envelope::new("t", "text/plain", "pong"))
+        .unwrap();
     eventually("both replies arrived", || results.lock().len() == 2).await;
     let mut got = results.lock().clone();
     got.sort();
@@ -461,7 +486,9 @@ retry = { max_attempts = 1 }
         })
     });
     let engine = Engine::start(production(text), Arc::new(doubles)).await.unwrap();
-    engine.send("loop", Envelope::new("t", "text/plain", "x")).unwrap();
+    engine
+        .send("loop", Envelope::new("t", "text/plain", "x"))
+        .unwrap();
     eventually("dead-lettered with timeout", || engine.dead_letters().len() == 1).await;
     assert_eq!(engine.dead_letters()[0].reason.code, "timeout");
     assert!(engine.stop(Duration::from_secs(5)).await);
@@ -496,7 +523,10 @@ plugin = "native"
     let doubles = Doubles::default()
         .item("p", |_| {
             plugin(|msg| match msg.body_str() {
-                Some("fail") => Err(PluginError::Failed(Failure::permanent("boom", "failed on purpose"))),
+                Some("fail") => Err(PluginError::Failed(Failure::permanent(
+                    "boom",
+                    "failed on purpose",
+                ))),
                 _ => Ok(Outcome::Pass(msg)),
             })
         })
@@ -505,7 +535,9 @@ plugin = "native"
     let engine = Engine::start(production(text), Arc::new(doubles)).await.unwrap();
     engine.send("p", Envelope::new("t", "text/plain", "ok")).unwrap();
     eventually("hooks ran for the first message", || log.lock().len() == 8).await;
-    engine.send("p", Envelope::new("t", "text/plain", "fail")).unwrap();
+    engine
+        .send("p", Envelope::new("t", "text/plain", "fail"))
+        .unwrap();
     eventually("hooks ran for the second message", || log.lock().len() == 12).await;
     assert_eq!(
         *log.lock(),
@@ -560,8 +592,12 @@ plugin = "native"
         .item("steady", move |_| recorder(Arc::clone(&s), Duration::ZERO));
     let engine = Engine::start(production(text), Arc::new(doubles)).await.unwrap();
     for n in 1..=3 {
-        engine.send("fragile", Envelope::new("t", "text/plain", "crash")).unwrap();
-        engine.send("steady", Envelope::new("t", "text/plain", "fine")).unwrap();
+        engine
+            .send("fragile", Envelope::new("t", "text/plain", "crash"))
+            .unwrap();
+        engine
+            .send("steady", Envelope::new("t", "text/plain", "fine"))
+            .unwrap();
         eventually("crash dead-lettered", || engine.dead_letters().len() == n).await;
     }
     eventually("fragile failed after two restarts", || {
@@ -574,7 +610,9 @@ plugin = "native"
     // an operator restart brings it back
     engine.restart("fragile").await.unwrap();
     assert_eq!(engine.item_status("fragile").unwrap().state, ItemState::Running);
-    engine.send("fragile", Envelope::new("t", "text/plain", "ok")).unwrap();
+    engine
+        .send("fragile", Envelope::new("t", "text/plain", "ok"))
+        .unwrap();
     eventually("fresh instance", || *instances.lock() == 4).await;
     assert!(engine.stop(Duration::from_secs(5)).await);
 }
@@ -605,7 +643,9 @@ retry = { max_attempts = 3, backoff = "1ms" }
         })
     });
     let engine = Engine::start(production(text), Arc::new(doubles)).await.unwrap();
-    engine.send("flaky", Envelope::new("t", "text/plain", "x")).unwrap();
+    engine
+        .send("flaky", Envelope::new("t", "text/plain", "x"))
+        .unwrap();
     eventually("dead-lettered", || engine.dead_letters().len() == 1).await;
     assert_eq!(*attempts.lock(), [1, 2, 3]);
     let id = engine.dead_letters()[0].message.id;
@@ -650,8 +690,14 @@ queue = {{ capacity = 1, overflow = "dead-letter" }}
     engine.pause("slow").unwrap();
     engine.pause("dl").unwrap();
     let mut client = MllpClient::new(ClientConfig::new(format!("127.0.0.1:{port}")));
-    assert_eq!(msa1(&client.call(hl7("ADT^A01", "1", "P").as_bytes()).await.unwrap()), "AA");
-    assert_eq!(msa1(&client.call(hl7("ADT^A01", "2", "P").as_bytes()).await.unwrap()), "AR");
+    assert_eq!(
+        msa1(&client.call(hl7("ADT^A01", "1", "P").as_bytes()).await.unwrap()),
+        "AA"
+    );
+    assert_eq!(
+        msa1(&client.call(hl7("ADT^A01", "2", "P").as_bytes()).await.unwrap()),
+        "AR"
+    );
     engine.send("dl", Envelope::new("t", "text/plain", "a")).unwrap();
     let second = engine.send("dl", Envelope::new("t", "text/plain", "b"));
     assert_eq!(second.unwrap_err().code, "queue-full");
@@ -692,7 +738,12 @@ queue = {{ capacity = 2, overflow = "block" }}
         let mut client = MllpClient::new(ClientConfig::new(format!("127.0.0.1:{port}")));
         let mut codes = Vec::new();
         for i in 0..4 {
-            codes.push(msa1(&client.call(hl7("ADT^A01", &i.to_string(), "P").as_bytes()).await.unwrap()));
+            codes.push(msa1(
+                &client
+                    .call(hl7("ADT^A01", &i.to_string(), "P").as_bytes())
+                    .await
+                    .unwrap(),
+            ));
         }
         codes
     });
@@ -733,7 +784,9 @@ plugin = "native"
         .item("b", move |_| recorder(Arc::clone(&s), Duration::from_millis(1)));
     let engine = Engine::start(production(text), Arc::new(doubles)).await.unwrap();
     for i in 0..100 {
-        engine.send("a", Envelope::new("t", "text/plain", i.to_string())).unwrap();
+        engine
+            .send("a", Envelope::new("t", "text/plain", i.to_string()))
+            .unwrap();
     }
     assert!(engine.stop(Duration::from_secs(10)).await, "stop must drain");
     assert_eq!(seen.lock().len(), 100);
@@ -763,8 +816,14 @@ adapter = { type = "file-out", dir = "out", filename = "{id}.hl7" }
     std::fs::write(dir.path().join("in/a.hl7"), &body).unwrap();
     std::fs::write(dir.path().join("in/ignored.txt"), "x").unwrap();
     let out = dir.path().join("out");
-    eventually("file written", || std::fs::read_dir(&out).map(|d| d.count() == 1).unwrap_or(false)).await;
-    let written: Vec<_> = std::fs::read_dir(&out).unwrap().map(|e| e.unwrap().path()).collect();
+    eventually("file written", || {
+        std::fs::read_dir(&out).map(|d| d.count() == 1).unwrap_or(false)
+    })
+    .await;
+    let written: Vec<_> = std::fs::read_dir(&out)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
     assert_eq!(std::fs::read_to_string(&written[0]).unwrap(), body);
     assert!(!written[0].file_name().unwrap().to_string_lossy().starts_with('.'));
     eventually("archived", || dir.path().join("in/archive/a.hl7").exists()).await;
@@ -796,8 +855,12 @@ plugin = "native"
     let s = Arc::clone(&seen);
     let doubles = Doubles::default().item("other", move |_| recorder(Arc::clone(&s), Duration::ZERO));
     let engine = Engine::start(production(&text), Arc::new(doubles)).await.unwrap();
-    engine.send("op", Envelope::hl7("t", hl7("ADT^A01", "D1", "P"))).unwrap();
-    engine.send("other", Envelope::new("t", "text/plain", "fine")).unwrap();
+    engine
+        .send("op", Envelope::hl7("t", hl7("ADT^A01", "D1", "P")))
+        .unwrap();
+    engine
+        .send("other", Envelope::new("t", "text/plain", "fine"))
+        .unwrap();
     eventually("dead-lettered", || engine.dead_letters().len() == 1).await;
     assert_eq!(engine.dead_letters()[0].item, "op");
     assert_eq!(engine.dead_letters()[0].message.attempt, 2);
@@ -817,6 +880,11 @@ kind = "process"
 plugin = "native"
 execution = { mode = "multi_process", processes = 2 }
 "#;
-    let err = Engine::start(production(text), Arc::new(Doubles::default())).await.unwrap_err();
-    assert_eq!(err.to_string(), "item p: execution mode \"multi_process\" is not supported yet");
+    let err = Engine::start(production(text), Arc::new(Doubles::default()))
+        .await
+        .unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "item p: execution mode \"multi_process\" is not supported yet"
+    );
 }

@@ -70,8 +70,13 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     runtime.block_on(serve(production, drain, args.control))
 }
 
-async fn serve(production: hie_config::Production, drain: Duration, control: Option<PathBuf>) -> anyhow::Result<ExitCode> {
-    let factory = WasmFactory::new(hie_wasm::HostConfig::default()).context("cannot start the plugin host")?;
+async fn serve(
+    production: hie_config::Production,
+    drain: Duration,
+    control: Option<PathBuf>,
+) -> anyhow::Result<ExitCode> {
+    let factory =
+        WasmFactory::new(hie_wasm::HostConfig::default()).context("cannot start the plugin host")?;
     if let Err(errors) = factory.preload(&production) {
         for e in &errors {
             tracing::error!(error = %e, "plugin cannot be loaded");
@@ -89,7 +94,11 @@ async fn serve(production: hie_config::Production, drain: Duration, control: Opt
         _ = term.recv() => "SIGTERM",
         _ = int.recv() => "SIGINT",
     };
-    tracing::info!(signal = signal_name, drain_timeout_ms = drain.as_millis() as u64, "stop requested");
+    tracing::info!(
+        signal = signal_name,
+        drain_timeout_ms = drain.as_millis() as u64,
+        "stop requested"
+    );
     if let Some(task) = control_task {
         task.abort();
         let _ = task.await;
@@ -118,11 +127,14 @@ fn init_logging(format: LogFormat) {
 
 fn start_control(path: &std::path::Path, engine: Arc<Engine>) -> anyhow::Result<tokio::task::JoinHandle<()>> {
     let _ = std::fs::remove_file(path);
-    let listener = UnixListener::bind(path).with_context(|| format!("cannot open control socket {}", path.display()))?;
+    let listener =
+        UnixListener::bind(path).with_context(|| format!("cannot open control socket {}", path.display()))?;
     tracing::info!(path = %path.display(), "control socket open");
     Ok(tokio::spawn(async move {
         loop {
-            let Ok((stream, _)) = listener.accept().await else { continue };
+            let Ok((stream, _)) = listener.accept().await else {
+                continue;
+            };
             let engine = Arc::clone(&engine);
             tokio::spawn(async move {
                 let (rd, mut wr) = stream.into_split();

@@ -27,7 +27,11 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             for e in &errors {
                 eprintln!("{e}");
             }
-            eprintln!("{} error{} found", errors.len(), if errors.len() == 1 { "" } else { "s" });
+            eprintln!(
+                "{} error{} found",
+                errors.len(),
+                if errors.len() == 1 { "" } else { "s" }
+            );
             Ok(ExitCode::FAILURE)
         }
     }
@@ -36,7 +40,10 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
 /// Load, resolve and preflight a production; every problem as one line.
 pub fn check(path: &std::path::Path) -> Result<String, Vec<String>> {
     let production = load(path)?;
-    let engine_errors: Vec<String> = hie_engine::preflight(&production).iter().map(|e| e.to_string()).collect();
+    let engine_errors: Vec<String> = hie_engine::preflight(&production)
+        .iter()
+        .map(|e| e.to_string())
+        .collect();
     if !engine_errors.is_empty() {
         return Err(engine_errors);
     }
@@ -51,5 +58,6 @@ pub fn check(path: &std::path::Path) -> Result<String, Vec<String>> {
 /// Load and resolve a production (plugins located and world-checked).
 pub fn load(path: &std::path::Path) -> Result<hie_config::Production, Vec<String>> {
     let world_check = |p: &std::path::Path, w| hie_engine::check_world(p, w);
-    hie_config::load_and_resolve(path, Some(&world_check)).map_err(|e| e.iter().map(|e| e.to_string()).collect())
+    hie_config::load_and_resolve(path, Some(&world_check))
+        .map_err(|e| e.iter().map(|e| e.to_string()).collect())
 }

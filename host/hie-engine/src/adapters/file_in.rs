@@ -79,7 +79,12 @@ fn ready_files(cfg: &FileInConfig) -> Vec<String> {
     names
 }
 
-async fn poll(shared: &Arc<Shared>, item: &Arc<ItemRuntime>, cfg: &FileInConfig, shutdown: &CancellationToken) {
+async fn poll(
+    shared: &Arc<Shared>,
+    item: &Arc<ItemRuntime>,
+    cfg: &FileInConfig,
+    shutdown: &CancellationToken,
+) {
     let name_of_item = &item.config.name;
     for name in ready_files(cfg) {
         if shutdown.is_cancelled() {

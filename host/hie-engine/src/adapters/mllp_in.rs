@@ -88,12 +88,18 @@ impl Inbound {
                 (ReplyTo::Inbound(w), Some(rx))
             }
         };
-        let result = match (accept_inbound(&self.shared, &self.item, msg, reply_to).await, waiter) {
+        let result = match (
+            accept_inbound(&self.shared, &self.item, msg, reply_to).await,
+            waiter,
+        ) {
             (Err(f), _) => InboundResult::Refused(f),
             (Ok(()), None) => InboundResult::Accepted,
             (Ok(()), Some(rx)) => match tokio::time::timeout(self.ack_timeout, rx).await {
                 Ok(Ok(result)) => result,
-                Ok(Err(_)) => InboundResult::Failed(Failure::transient("internal", "the route ended without an answer")),
+                Ok(Err(_)) => InboundResult::Failed(Failure::transient(
+                    "internal",
+                    "the route ended without an answer",
+                )),
                 Err(_) => InboundResult::Failed(Failure::transient(
                     outward::TIMEOUT,
                     format!("no result within {} ms", self.ack_timeout.as_millis()),

@@ -23,7 +23,8 @@ pub(crate) async fn accept_inbound(
     reply_to: ReplyTo,
 ) -> Result<(), Failure> {
     let config = &service.config;
-    let direct = config.plugin.is_none() && config.hooks.is_empty() && *service.state.lock() == ItemState::Running;
+    let direct =
+        config.plugin.is_none() && config.hooks.is_empty() && *service.state.lock() == ItemState::Running;
     if !direct {
         return shared
             .deliver_async(&config.name, Delivery::message_to(msg, reply_to))
@@ -43,7 +44,7 @@ pub(crate) async fn accept_inbound(
                 first_failure = Some(e.failure);
             } else if let Some(m) = e.message {
                 // The sender gets a NAK for the first target only; later ones are kept here.
-                shared.dead_letters.put(target, m, e.failure);
+                shared.dead_letters.put(target, *m, e.failure);
             }
         }
     }

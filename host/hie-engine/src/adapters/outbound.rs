@@ -56,7 +56,11 @@ impl OutboundSpec {
     }
 }
 
-fn mllp_spec(item: &ItemConfig, m: &MllpOutConfig, file: &std::path::Path) -> Result<OutboundSpec, EngineError> {
+fn mllp_spec(
+    item: &ItemConfig,
+    m: &MllpOutConfig,
+    file: &std::path::Path,
+) -> Result<OutboundSpec, EngineError> {
     let policy = match &m.reply_actions {
         Some(text) => ReplyCodeActions::parse(text).map_err(|e| EngineError::Invalid {
             file: file.display().to_string(),
@@ -108,11 +112,23 @@ impl OutboundAdapter for MllpOut {
                 let text = info
                     .and_then(|i| i.text.map(|t| format!("{}: {t}", i.code)))
                     .unwrap_or_else(|| "reply not accepted".into());
-                Err(outward::reply_failure(verdict.action.retry, verdict.action.then, text))
+                Err(outward::reply_failure(
+                    verdict.action.retry,
+                    verdict.action.then,
+                    text,
+                ))
             }
             Err(err) => {
-                let then = if verdict.action.is_done() { FinalAction::Fail } else { verdict.action.then };
-                Err(outward::reply_failure(verdict.action.retry, then, err.to_string()))
+                let then = if verdict.action.is_done() {
+                    FinalAction::Fail
+                } else {
+                    verdict.action.then
+                };
+                Err(outward::reply_failure(
+                    verdict.action.retry,
+                    then,
+                    err.to_string(),
+                ))
             }
         }
     }
