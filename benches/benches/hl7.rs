@@ -40,11 +40,17 @@ fn parse_and_read_five(input: &[u8]) -> usize {
 fn criterion_benches(c: &mut Criterion) {
     let mut group = c.benchmark_group("hl7");
     group.throughput(Throughput::Bytes(ADT_A01.len() as u64));
-    group.bench_function("parse_read5_adt_a01_1kb", |b| b.iter(|| parse_and_read_five(black_box(ADT_A01))));
-    group.bench_function("parse_only", |b| b.iter(|| Message::parse(black_box(ADT_A01)).unwrap().segment_count()));
+    group.bench_function("parse_read5_adt_a01_1kb", |b| {
+        b.iter(|| parse_and_read_five(black_box(ADT_A01)))
+    });
+    group.bench_function("parse_only", |b| {
+        b.iter(|| Message::parse(black_box(ADT_A01)).unwrap().segment_count())
+    });
     let path: Path = "PID-5.1".parse().unwrap();
     let message = Message::parse(ADT_A01).unwrap();
-    group.bench_function("get_raw_preparsed_path", |b| b.iter(|| message.get_raw_at(black_box(&path))));
+    group.bench_function("get_raw_preparsed_path", |b| {
+        b.iter(|| message.get_raw_at(black_box(&path)))
+    });
     group.bench_function("owned_set_and_serialize", |b| {
         b.iter(|| {
             let mut owned = OwnedMessage::parse(black_box(ADT_A01)).unwrap();
@@ -52,7 +58,9 @@ fn criterion_benches(c: &mut Criterion) {
             owned.to_bytes().len()
         })
     });
-    group.bench_function("build_ack", |b| b.iter(|| build_ack(black_box(&message), AckCode::AA, None).len()));
+    group.bench_function("build_ack", |b| {
+        b.iter(|| build_ack(black_box(&message), AckCode::AA, None).len())
+    });
     group.finish();
 }
 
@@ -72,8 +80,15 @@ fn median_ns(rounds: usize, per_round: u32, mut f: impl FnMut()) -> f64 {
 }
 
 fn main() {
-    assert!((900..=1300).contains(&ADT_A01.len()), "sample is {} bytes, not ~1 KB", ADT_A01.len());
-    assert_eq!(parse_and_read_five(ADT_A01), "MSG00001234567".len() + "0493575".len() + 3 + 4 + 3);
+    assert!(
+        (900..=1300).contains(&ADT_A01.len()),
+        "sample is {} bytes, not ~1 KB",
+        ADT_A01.len()
+    );
+    assert_eq!(
+        parse_and_read_five(ADT_A01),
+        "MSG00001234567".len() + "0493575".len() + 3 + 4 + 3
+    );
     let mut criterion = Criterion::default().configure_from_args();
     criterion_benches(&mut criterion);
     criterion.final_summary();

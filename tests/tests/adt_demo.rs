@@ -20,7 +20,12 @@ fn adt_demo(inbound: u16, pas: u16, ris: u16, lab: u16) -> String {
 }
 
 fn sample(name: &str) -> Vec<u8> {
-    std::fs::read(Path::new(env!("CARGO_MANIFEST_DIR")).join("../productions/adt-demo/messages").join(name)).unwrap()
+    std::fs::read(
+        Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../productions/adt-demo/messages")
+            .join(name),
+    )
+    .unwrap()
 }
 
 #[test]
@@ -35,7 +40,12 @@ fn every_route_delivers_to_the_right_sink_with_exactly_the_intended_changes() {
 
     let adts = ["adt_a01.hl7", "adt_a04.hl7", "adt_a08.hl7"].map(sample);
     for adt in &adts {
-        assert_eq!(ack_code(&mllp_call(inbound, adt)).0, "AA", "{}", production.proc.dump());
+        assert_eq!(
+            ack_code(&mllp_call(inbound, adt)).0,
+            "AA",
+            "{}",
+            production.proc.dump()
+        );
     }
     let oru = sample("oru_r01.hl7");
     assert_eq!(ack_code(&mllp_call(inbound, &oru)).0, "AA");
@@ -80,7 +90,14 @@ fn a_sink_that_is_down_delays_only_its_own_route() {
         let dir = tempfile::tempdir().unwrap();
         let proc = Proc::hie(
             "lab",
-            &["listen", &lab_port.to_string(), "--out", dir.path().to_str().unwrap(), "--every", "0s"],
+            &[
+                "listen",
+                &lab_port.to_string(),
+                "--out",
+                dir.path().to_str().unwrap(),
+                "--every",
+                "0s",
+            ],
             &[],
         );
         (dir, proc)
@@ -140,6 +157,15 @@ adapter = {{ type = "mllp-out", port = {} }}
         .collect();
     let expected: Vec<String> = (0..40).map(|i| format!("D{i:03}")).collect();
     assert_eq!(ids, expected, "every message drained, in order");
-    assert!(production.proc.lines_with("before draining").is_empty(), "{}", production.proc.dump());
-    assert_eq!(production.proc.lines_with("production stopped").len(), 1, "{}", production.proc.dump());
+    assert!(
+        production.proc.lines_with("before draining").is_empty(),
+        "{}",
+        production.proc.dump()
+    );
+    assert_eq!(
+        production.proc.lines_with("production stopped").len(),
+        1,
+        "{}",
+        production.proc.dump()
+    );
 }

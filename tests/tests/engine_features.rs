@@ -83,7 +83,10 @@ plugin = "engine-responder"
     );
     let msg = hl7("ADT^A01", "R2", "P1");
     assert_eq!(ack_code(&mllp_call(inbound, msg.as_bytes())).0, "AA");
-    assert_eq!(String::from_utf8_lossy(&sink.wait_for(1)[0]), format!("{msg}ZRS|replied\r"));
+    assert_eq!(
+        String::from_utf8_lossy(&sink.wait_for(1)[0]),
+        format!("{msg}ZRS|replied\r")
+    );
 }
 
 /// `hook-call` log lines of the production, in order.
@@ -125,7 +128,10 @@ restart = { max_restarts = 10 }
         &["engine-faulty", "engine-hook-log"],
         Some(inbound),
     );
-    assert_eq!(ack_code(&mllp_call(inbound, hl7("ADT^A01", "H1", "P1").as_bytes())).0, "AA");
+    assert_eq!(
+        ack_code(&mllp_call(inbound, hl7("ADT^A01", "H1", "P1").as_bytes())).0,
+        "AA"
+    );
     sink.wait_for(1);
     let expected_ok = [
         "h1 before-process work",
@@ -137,13 +143,25 @@ restart = { max_restarts = 10 }
         "h1 after-send work->out ok",
         "h2 after-send work->out ok",
     ];
-    eventually("hooks logged", Duration::from_secs(10), || (hook_calls(&p).len() >= 8).then_some(()));
+    eventually("hooks logged", Duration::from_secs(10), || {
+        (hook_calls(&p).len() >= 8).then_some(())
+    });
     assert_eq!(hook_calls(&p), expected_ok);
-    assert_eq!(ack_code(&mllp_call(inbound, hl7("ADT^A01", "H2", "CRASH").as_bytes())).0, "AA");
-    eventually("error hooks logged", Duration::from_secs(10), || (hook_calls(&p).len() >= 12).then_some(()));
+    assert_eq!(
+        ack_code(&mllp_call(inbound, hl7("ADT^A01", "H2", "CRASH").as_bytes())).0,
+        "AA"
+    );
+    eventually("error hooks logged", Duration::from_secs(10), || {
+        (hook_calls(&p).len() >= 12).then_some(())
+    });
     assert_eq!(
         hook_calls(&p)[8..],
-        ["h1 before-process work", "h2 before-process work", "h1 process-error work trap", "h2 process-error work trap"]
+        [
+            "h1 before-process work",
+            "h2 before-process work",
+            "h1 process-error work trap",
+            "h2 process-error work trap"
+        ]
     );
 }
 
@@ -159,9 +177,15 @@ plugin = "engine-faulty"
 restart = { policy = "on-failure", max_restarts = 2, within = "60s", backoff = "50ms", max_backoff = "1s" }
 targets = ["out"]
 "#;
-    let p = Production::run(&frame(inbound, sink.port, "fragile", middle), &["engine-faulty"], Some(inbound));
+    let p = Production::run(
+        &frame(inbound, sink.port, "fragile", middle),
+        &["engine-faulty"],
+        Some(inbound),
+    );
     let instances = |p: &Production| p.proc.lines_with("faulty instance started").len();
-    eventually("first instance", Duration::from_secs(10), || (instances(&p) == 1).then_some(()));
+    eventually("first instance", Duration::from_secs(10), || {
+        (instances(&p) == 1).then_some(())
+    });
     for (i, expect_instances) in [(0, 2), (1, 3)] {
         mllp_call(inbound, hl7("ADT^A01", &format!("C{i}"), "CRASH").as_bytes());
         eventually("a fresh instance after backoff", Duration::from_secs(10), || {
@@ -170,7 +194,12 @@ targets = ["out"]
         mllp_call(inbound, hl7("ADT^A01", &format!("OK{i}"), "P1").as_bytes());
         sink.wait_for(i + 1);
     }
-    assert_eq!(p.proc.lines_with("worker restarting").len(), 2, "{}", p.proc.dump());
+    assert_eq!(
+        p.proc.lines_with("worker restarting").len(),
+        2,
+        "{}",
+        p.proc.dump()
+    );
     // a third crash within the window exceeds max_restarts: the item fails
     mllp_call(inbound, hl7("ADT^A01", "C2", "CRASH").as_bytes());
     eventually("item failed", Duration::from_secs(10), || {
@@ -196,10 +225,21 @@ kind = "process"
 plugin = "engine-faulty"
 targets = ["out"]
 "#;
-    let p = Production::run(&frame(inbound, sink.port, "work", middle), &["engine-faulty"], Some(inbound));
+    let p = Production::run(
+        &frame(inbound, sink.port, "work", middle),
+        &["engine-faulty"],
+        Some(inbound),
+    );
     assert_eq!(p.control("pause work"), "ok");
     for i in 0..3 {
-        assert_eq!(ack_code(&mllp_call(inbound, hl7("ADT^A01", &format!("P{i}"), "P1").as_bytes())).0, "AA");
+        assert_eq!(
+            ack_code(&mllp_call(
+                inbound,
+                hl7("ADT^A01", &format!("P{i}"), "P1").as_bytes()
+            ))
+            .0,
+            "AA"
+        );
     }
     eventually("three messages wait", Duration::from_secs(10), || {
         p.control("status").contains("work=Paused/depth:3").then_some(())
@@ -223,7 +263,11 @@ queue = { kind = "keyed", key = "PID-3" }
 settings = { delay_ms = "3" }
 targets = ["out"]
 "#;
-    let _p = Production::run(&frame(inbound, sink.port, "work", middle), &["engine-faulty"], Some(inbound));
+    let _p = Production::run(
+        &frame(inbound, sink.port, "work", middle),
+        &["engine-faulty"],
+        Some(inbound),
+    );
     let mut sent: HashMap<String, Vec<String>> = HashMap::new();
     for i in 0..60 {
         let key = format!("K{}", i % 5);
@@ -235,7 +279,14 @@ targets = ["out"]
     for m in sink.wait_for(60) {
         let text = String::from_utf8(m).unwrap();
         let id = text.split('|').nth(9).unwrap().to_string();
-        let key = text.split('\r').nth(1).unwrap().split('|').nth(3).unwrap().to_string();
+        let key = text
+            .split('\r')
+            .nth(1)
+            .unwrap()
+            .split('|')
+            .nth(3)
+            .unwrap()
+            .to_string();
         got.entry(key).or_default().push(id);
     }
     assert_eq!(got, sent, "each key's messages arrive in the order sent");
@@ -277,8 +328,16 @@ plugin = "missing-plugin"
     assert_eq!(out.status.code(), Some(1));
     let stderr = String::from_utf8_lossy(&out.stderr);
     let f = file.display();
-    assert!(stderr.contains(&format!("{f}:8:12: items[in].targets[0]: unknown target \"nowhere\"")), "{stderr}");
-    assert!(stderr.contains(&format!("{f}:14:1: items[in2]: unknown field \"colour\"")), "{stderr}");
+    assert!(
+        stderr.contains(&format!(
+            "{f}:8:12: items[in].targets[0]: unknown target \"nowhere\""
+        )),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains(&format!("{f}:14:1: items[in2]: unknown field \"colour\"")),
+        "{stderr}"
+    );
     assert!(stderr.contains("2 errors found"), "{stderr}");
 
     // fixed, but the plugin file does not exist: that is the next step's error
@@ -294,7 +353,12 @@ plugin = "missing-plugin"
         .unwrap();
     assert_eq!(out.status.code(), Some(1));
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(stderr.contains(&format!("{f}:18: items[router].plugin: plugin \"missing-plugin\" not found")), "{stderr}");
+    assert!(
+        stderr.contains(&format!(
+            "{f}:18: items[router].plugin: plugin \"missing-plugin\" not found"
+        )),
+        "{stderr}"
+    );
 
     // and the demo production is valid
     let plugins = plugin_dir(&["hl7-router", "hl7-mapper"]);
@@ -304,5 +368,10 @@ plugin = "missing-plugin"
         .env("HIE_PLUGIN_PATH", plugins)
         .output()
         .unwrap();
-    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }

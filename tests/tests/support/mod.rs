@@ -25,7 +25,15 @@ pub fn hie_bin() -> &'static Path {
         let target_dir = profile_dir.parent().expect("target dir");
         let manifest = Path::new(env!("CARGO_MANIFEST_DIR")).join("../Cargo.toml");
         let status = Command::new(env!("CARGO"))
-            .args(["build", "--quiet", "-p", "hie-cli", "--bin", "hie", "--manifest-path"])
+            .args([
+                "build",
+                "--quiet",
+                "-p",
+                "hie-cli",
+                "--bin",
+                "hie",
+                "--manifest-path",
+            ])
             .arg(&manifest)
             .env("CARGO_TARGET_DIR", target_dir)
             .status()
@@ -45,13 +53,23 @@ pub fn plugin_dir(packages: &[&str]) -> PathBuf {
     let target = exe.ancestors().nth(3).expect("target dir").join("plugins-wasm");
     let manifest = Path::new(env!("CARGO_MANIFEST_DIR")).join("../plugins/Cargo.toml");
     let mut cmd = Command::new(env!("CARGO"));
-    cmd.args(["build", "--quiet", "--release", "--target", "wasm32-wasip2", "--manifest-path"])
-        .arg(&manifest)
-        .env("CARGO_TARGET_DIR", &target);
+    cmd.args([
+        "build",
+        "--quiet",
+        "--release",
+        "--target",
+        "wasm32-wasip2",
+        "--manifest-path",
+    ])
+    .arg(&manifest)
+    .env("CARGO_TARGET_DIR", &target);
     for p in packages {
         cmd.args(["-p", p]);
     }
-    assert!(cmd.status().expect("cargo runs").success(), "building plugins {packages:?} failed");
+    assert!(
+        cmd.status().expect("cargo runs").success(),
+        "building plugins {packages:?} failed"
+    );
     target.join("wasm32-wasip2/release")
 }
 
@@ -71,7 +89,10 @@ pub fn eventually<T>(what: &str, timeout: Duration, mut f: impl FnMut() -> Optio
         if let Some(v) = f() {
             return v;
         }
-        assert!(Instant::now() < deadline, "timed out after {timeout:?} waiting for: {what}");
+        assert!(
+            Instant::now() < deadline,
+            "timed out after {timeout:?} waiting for: {what}"
+        );
         std::thread::sleep(Duration::from_millis(10));
     }
 }
@@ -135,7 +156,10 @@ impl Proc {
         let child = &mut self.child;
         eventually(&what, timeout, || {
             if let Ok(Some(status)) = child.try_wait() {
-                panic!("{what}: exited with {status}; output:\n{}", lines.lock().unwrap().join("\n"));
+                panic!(
+                    "{what}: exited with {status}; output:\n{}",
+                    lines.lock().unwrap().join("\n")
+                );
             }
             lines.lock().unwrap().iter().find(|l| l.contains(needle)).cloned()
         })
@@ -183,11 +207,22 @@ impl Sink {
         let dir = tempfile::tempdir().unwrap();
         let proc = Proc::hie(
             name,
-            &["listen", &port.to_string(), "--out", dir.path().to_str().unwrap(), "--every", "0s"],
+            &[
+                "listen",
+                &port.to_string(),
+                "--out",
+                dir.path().to_str().unwrap(),
+                "--every",
+                "0s",
+            ],
             &[],
         );
         wait_for_port(port);
-        Sink { port, dir, _proc: proc }
+        Sink {
+            port,
+            dir,
+            _proc: proc,
+        }
     }
 
     /// The messages received so far, in arrival order.
@@ -202,10 +237,14 @@ impl Sink {
 
     /// Wait until exactly `n` messages arrived, and return them.
     pub fn wait_for(&self, n: usize) -> Vec<Vec<u8>> {
-        let got = eventually(&format!("sink on {} to receive {n} messages", self.port), Duration::from_secs(20), || {
-            let m = self.messages();
-            (m.len() >= n).then_some(m)
-        });
+        let got = eventually(
+            &format!("sink on {} to receive {n} messages", self.port),
+            Duration::from_secs(20),
+            || {
+                let m = self.messages();
+                (m.len() >= n).then_some(m)
+            },
+        );
         assert_eq!(got.len(), n, "sink on {} got more than {n} messages", self.port);
         got
     }
@@ -213,9 +252,11 @@ impl Sink {
 
 /// Wait until something accepts connections on `port`.
 pub fn wait_for_port(port: u16) {
-    eventually(&format!("port {port} to accept connections"), Duration::from_secs(30), || {
-        std::net::TcpStream::connect(("127.0.0.1", port)).ok()
-    });
+    eventually(
+        &format!("port {port} to accept connections"),
+        Duration::from_secs(30),
+        || std::net::TcpStream::connect(("127.0.0.1", port)).ok(),
+    );
 }
 
 /// Send one MLLP frame and return the reply payload.
@@ -285,10 +326,14 @@ impl Production {
                 "--control",
                 control.to_str().unwrap(),
             ],
-            &[("HIE_PLUGIN_PATH", plugin_path.to_str().unwrap()), ("RUST_LOG", "info")],
+            &[
+                ("HIE_PLUGIN_PATH", plugin_path.to_str().unwrap()),
+                ("RUST_LOG", "info"),
+            ],
         );
         let mut p = Production { dir, control, proc };
-        p.proc.wait_for_line("production started", Duration::from_secs(60));
+        p.proc
+            .wait_for_line("production started", Duration::from_secs(60));
         if let Some(port) = inbound_port {
             wait_for_port(port);
         }

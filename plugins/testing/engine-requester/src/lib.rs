@@ -29,7 +29,11 @@ impl Plugin for Requester {
         Ok(Outcome::pass(reply))
     }
 
-    fn on_reply(&mut self, _correlation_id: &str, reply: Result<Message, Failure>) -> Result<Outcome, Failure> {
+    fn on_reply(
+        &mut self,
+        _correlation_id: &str,
+        reply: Result<Message, Failure>,
+    ) -> Result<Outcome, Failure> {
         Ok(Outcome::pass(reply?))
     }
 }
