@@ -35,8 +35,8 @@ pub(crate) fn nth_piece(raw: &[u8], sep: u8, n: usize) -> Option<&[u8]> {
 }
 
 /// Replaces the `n`th (0-based) piece of `raw` split on `sep` with what `edit` returns,
-/// adding empty pieces when there are fewer. With `trim`, trailing empty pieces are
-/// dropped afterwards (keeping at least `keep` pieces).
+/// adding empty pieces when there are fewer. With `trim`, and when every piece after
+/// the `n`th is empty, trailing empty pieces are dropped (keeping at least `keep`).
 pub(crate) fn splice_piece(
     raw: &[u8],
     sep: u8,
@@ -51,7 +51,10 @@ pub(crate) fn splice_piece(
     if let Some(piece) = pieces.get_mut(n) {
         *piece = edit(piece);
     }
-    if let Some(keep) = trim {
+    // Trim only when nothing after the edited piece has content: a clear in the middle
+    // must leave the separators after it (and the message's own trailing ones) alone.
+    let rest_empty = pieces.iter().skip(n + 1).all(Vec::is_empty);
+    if let Some(keep) = trim.filter(|_| rest_empty) {
         while pieces.len() > keep.max(1) && pieces.last().is_some_and(Vec::is_empty) {
             pieces.pop();
         }
