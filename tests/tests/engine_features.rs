@@ -205,6 +205,10 @@ targets = ["out"]
     eventually("item failed", Duration::from_secs(10), || {
         p.control("status").contains("fragile=Failed").then_some(())
     });
+    // the log line travels through a pipe reader thread, so it may trail the status
+    eventually("the item-failed log line", Duration::from_secs(10), || {
+        (!p.proc.lines_with("item failed").is_empty()).then_some(())
+    });
     assert_eq!(p.proc.lines_with("item failed").len(), 1);
     let letters = p.control("dead-letters");
     assert_eq!(letters.matches(":fragile:trap").count(), 3, "{letters}");
