@@ -14,4 +14,4 @@ pub use envelope::{
     CONTENT_TYPE_HL7V2, CONTENT_TYPE_JSON, DEFAULT_PRIORITY, Envelope, MessageId, Properties, now_ms,
 };
 pub use error::{Failure, PluginError};
-pub use plugin::{HostApi, LogLevel, NoHost, Outcome, Plugin, Routed};
+pub use plugin::{BeforeAction, ErrorAction, HostApi, LogLevel, NoHost, Outcome, Plugin, Routed};

@@ -26,6 +26,31 @@ pub struct Routed {
     pub message: Envelope,
 }
 
+/// What a message hook decided before a message is processed or sent.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum BeforeAction {
+    /// Go on with this message (the hook may have changed body, properties, content
+    /// type, priority or correlation id; identity is kept).
+    Continue(Envelope),
+    /// Do not process or send it; not an error. The text is recorded.
+    Skip(String),
+    /// Refuse it as an error (a NAK for an inbound message).
+    Reject(Failure),
+}
+
+/// What a message hook decided after processing failed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ErrorAction {
+    /// Let the engine's normal error handling decide (retry policy, dead-letter).
+    Default,
+    /// Try the message again (within the retry policy's attempts).
+    Retry,
+    /// Move it to the dead-letter queue now.
+    DeadLetter,
+    /// Treat it as done; the failure is recorded but not acted on.
+    Suppress,
+}
+
 /// Severity of a plugin log line.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 pub enum LogLevel {

@@ -11,29 +11,7 @@
 
 use hie_core::{Envelope, Failure, Outcome};
 
-/// What to do with a message before it is processed or sent.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum BeforeAction {
-    /// Go on with this (possibly changed) message.
-    Continue(Envelope),
-    /// Do not process or send it; not an error.
-    Skip(String),
-    /// Refuse it as an error.
-    Reject(Failure),
-}
-
-/// What to do after processing failed.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ErrorAction {
-    /// Let the retry policy and dead-lettering decide.
-    Default,
-    /// Try again (within the retry policy's attempts).
-    Retry,
-    /// Dead-letter now.
-    DeadLetter,
-    /// Treat as done.
-    Suppress,
-}
+pub use hie_core::{BeforeAction, ErrorAction};
 
 /// One hook instance, owned by one worker. Hook failures are the hook's own
 /// business: an implementation that cannot answer returns the neutral answer.

@@ -268,14 +268,6 @@ impl WasmMessageHook {
     }
 }
 
-fn before_action(a: hie_wasm::BeforeAction) -> BeforeAction {
-    match a {
-        hie_wasm::BeforeAction::Continue(m) => BeforeAction::Continue(m),
-        hie_wasm::BeforeAction::Skip(s) => BeforeAction::Skip(s),
-        hie_wasm::BeforeAction::Reject(f) => BeforeAction::Reject(f),
-    }
-}
-
 impl MessageHook for WasmMessageHook {
     fn name(&self) -> &str {
         &self.name
@@ -283,7 +275,7 @@ impl MessageHook for WasmMessageHook {
 
     fn on_before_process(&mut self, item: &str, msg: Envelope) -> BeforeAction {
         match self.hook.before_process(item, &msg) {
-            Ok(a) => before_action(a),
+            Ok(a) => a,
             Err(e) => {
                 self.failed("on-before-process", &e);
                 BeforeAction::Continue(msg)
@@ -303,10 +295,7 @@ impl MessageHook for WasmMessageHook {
 
     fn on_process_error(&mut self, item: &str, msg: &Envelope, error: &Failure) -> ErrorAction {
         match self.hook.process_error(item, msg, error) {
-            Ok(hie_wasm::ErrorAction::Default) => ErrorAction::Default,
-            Ok(hie_wasm::ErrorAction::Retry) => ErrorAction::Retry,
-            Ok(hie_wasm::ErrorAction::DeadLetter) => ErrorAction::DeadLetter,
-            Ok(hie_wasm::ErrorAction::Suppress) => ErrorAction::Suppress,
+            Ok(action) => action,
             Err(e) => {
                 self.failed("on-process-error", &e);
                 ErrorAction::Default
@@ -316,7 +305,7 @@ impl MessageHook for WasmMessageHook {
 
     fn on_before_send(&mut self, item: &str, target: &str, msg: Envelope) -> BeforeAction {
         match self.hook.before_send(item, target, &msg) {
-            Ok(a) => before_action(a),
+            Ok(a) => a,
             Err(e) => {
                 self.failed("on-before-send", &e);
                 BeforeAction::Continue(msg)

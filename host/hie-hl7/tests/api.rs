@@ -123,11 +123,15 @@ fn clear_removes_trailing_separators_it_leaves() {
 
 #[test]
 fn clear_in_the_middle_keeps_the_separators_after_it() {
-    let input: &[u8] = b"MSH|^~\\&|A|B|C|D|20240101||ADT^A01|1|P|2.5\rPID|1||123||DOE^J||19700101|F|||||||||||ACC|\r";
+    let input: &[u8] =
+        b"MSH|^~\\&|A|B|C|D|20240101||ADT^A01|1|P|2.5\rPID|1||123||DOE^J||19700101|F|||||||||||ACC|\r";
     let mut m = OwnedMessage::parse(input).unwrap();
     m.clear("PID-8").unwrap();
     let out = String::from_utf8(m.to_bytes()).unwrap();
-    assert!(out.ends_with("PID|1||123||DOE^J||19700101||||||||||||ACC|\r"), "{out:?}");
+    assert!(
+        out.ends_with("PID|1||123||DOE^J||19700101||||||||||||ACC|\r"),
+        "{out:?}"
+    );
 }
 
 #[test]

@@ -329,30 +329,7 @@ impl Plugin for WasmPlugin {
     }
 }
 
-/// What a hook decided before a message is processed or sent.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum BeforeAction {
-    /// Go on with this message (the hook may have changed body, properties, content
-    /// type, priority or correlation id; identity is kept).
-    Continue(Envelope),
-    /// Do not process or send it; not an error. The text is recorded.
-    Skip(String),
-    /// Refuse it as an error (a NAK for an inbound message).
-    Reject(Failure),
-}
-
-/// What a hook decided after processing failed.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ErrorAction {
-    /// Let the engine's normal error handling decide.
-    Default,
-    /// Try the message again.
-    Retry,
-    /// Move it to the dead-letter queue now.
-    DeadLetter,
-    /// Treat it as done; the failure is recorded but not acted on.
-    Suppress,
-}
+pub use hie_core::{BeforeAction, ErrorAction};
 
 /// One instance of a message hook. Same limits and replacement rules as [`WasmPlugin`].
 pub struct WasmHook {
