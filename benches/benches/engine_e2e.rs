@@ -39,30 +39,10 @@ fn env_or<T: std::str::FromStr>(key: &str, default: T) -> T {
 }
 
 fn hie_bin() -> PathBuf {
-    if let Ok(bin) = std::env::var("HIE_BIN") {
-        return PathBuf::from(bin);
+    match std::env::var("HIE_BIN") {
+        Ok(bin) => PathBuf::from(bin),
+        Err(_) => hie_tests::hie_binary().to_path_buf(),
     }
-    let exe = std::env::current_exe().unwrap();
-    let profile_dir = exe.parent().and_then(Path::parent).unwrap().to_path_buf();
-    let target = profile_dir.parent().unwrap();
-    let manifest = Path::new(env!("CARGO_MANIFEST_DIR")).join("../Cargo.toml");
-    let status = Command::new(env!("CARGO"))
-        .args([
-            "build",
-            "--release",
-            "--quiet",
-            "-p",
-            "hie-cli",
-            "--bin",
-            "hie",
-            "--manifest-path",
-        ])
-        .arg(manifest)
-        .env("CARGO_TARGET_DIR", target)
-        .status()
-        .unwrap();
-    assert!(status.success(), "building hie failed");
-    target.join("release/hie")
 }
 
 fn plugin_path() -> PathBuf {

@@ -2,75 +2,31 @@
 //! the test, free ports, MLLP sinks (`hie listen`), the control socket, and
 //! polling with deadlines.
 //!
-//! The tests run the real binary. It is built once per test process with
-//! `cargo build -p hie-cli` into the same target directory as the tests (found
-//! from the test executable's path), because `CARGO_BIN_EXE_hie` exists only
-//! inside hie-cli's own tests.
+//! The tests run the real binary, built once per test process by
+//! [`hie_tests::hie_binary`].
 #![allow(dead_code)]
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-/// The `hie` binary, built on first use.
+/// The `hie` binary, built on first use (see [`hie_tests::hie_binary`]).
 pub fn hie_bin() -> &'static Path {
-    static BIN: OnceLock<PathBuf> = OnceLock::new();
-    BIN.get_or_init(|| {
-        let exe = std::env::current_exe().expect("test executable path");
-        // <target>/<profile>/deps/<test>-<hash>
-        let profile_dir = exe.parent().and_then(Path::parent).expect("target profile dir");
-        let target_dir = profile_dir.parent().expect("target dir");
-        let manifest = Path::new(env!("CARGO_MANIFEST_DIR")).join("../Cargo.toml");
-        let status = Command::new(env!("CARGO"))
-            .args([
-                "build",
-                "--quiet",
-                "-p",
-                "hie-cli",
-                "--bin",
-                "hie",
-                "--manifest-path",
-            ])
-            .arg(&manifest)
-            .env("CARGO_TARGET_DIR", target_dir)
-            .status()
-            .expect("cargo runs");
-        assert!(status.success(), "building hie failed");
-        profile_dir.join("hie")
-    })
+    hie_tests::hie_binary()
 }
 
 /// Build `packages` of the plugins workspace for `wasm32-wasip2` and return the
-/// directory holding the `.wasm` files, for `HIE_PLUGIN_PATH`. Builds are
-/// serialized; cargo makes repeated builds cheap.
+/// directory holding the `.wasm` files, for `HIE_PLUGIN_PATH`.
 pub fn plugin_dir(packages: &[&str]) -> PathBuf {
-    static BUILD: Mutex<()> = Mutex::new(());
-    let _one_at_a_time = BUILD.lock().unwrap_or_else(|e| e.into_inner());
-    let exe = std::env::current_exe().expect("test executable path");
-    let target = exe.ancestors().nth(3).expect("target dir").join("plugins-wasm");
-    let manifest = Path::new(env!("CARGO_MANIFEST_DIR")).join("../plugins/Cargo.toml");
-    let mut cmd = Command::new(env!("CARGO"));
-    cmd.args([
-        "build",
-        "--quiet",
-        "--release",
-        "--target",
-        "wasm32-wasip2",
-        "--manifest-path",
-    ])
-    .arg(&manifest)
-    .env("CARGO_TARGET_DIR", &target);
+    let mut dir = None;
     for p in packages {
-        cmd.args(["-p", p]);
+        let wasm = hie_tests::build_plugin(p);
+        dir = wasm.parent().map(Path::to_path_buf);
     }
-    assert!(
-        cmd.status().expect("cargo runs").success(),
-        "building plugins {packages:?} failed"
-    );
-    target.join("wasm32-wasip2/release")
+    dir.expect("at least one plugin package")
 }
 
 /// A port nobody listens on right now.
