@@ -3,8 +3,11 @@
 //! Each connection gets one task with two halves joined together: a reader that
 //! decodes frames into a bounded queue (at most [`ListenerConfig::read_ahead_frames`]
 //! frames ahead of the handler, so a slow handler pushes back on the TCP socket) and
-//! a replier that hands frames to the [`FrameHandler`] one at a time and writes the
-//! replies in request order, batching writes while more replies are ready.
+//! a replier that hands frames to the [`FrameHandler`] one at a time, in frame
+//! order, and writes the replies in the same order, batching writes while more
+//! replies are ready. A handler that answers [`HandlerReply::Later`] lets the
+//! replier go on to the next frames while that reply is pending (pipelining, at
+//! most [`ListenerConfig::max_in_flight`] pending per connection).
 
 use std::future::Future;
 use std::io;
@@ -16,6 +19,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
+use futures::FutureExt;
+use futures::StreamExt;
+use futures::stream::FuturesOrdered;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{Semaphore, mpsc};
@@ -46,12 +52,65 @@ pub struct PeerInfo {
 }
 
 /// What the listener does after a frame was handled.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug)]
 pub enum HandlerReply {
     /// Frame these bytes, send them, and keep reading.
     Send(Bytes),
     /// Send the reply if there is one, then close the connection.
     Close(Option<Bytes>),
+    /// The frame is admitted; its reply comes later. Meanwhile the listener hands
+    /// the next frames of the connection to the handler (up to
+    /// [`ListenerConfig::max_in_flight`] pending replies), and still writes the
+    /// replies in frame order.
+    Later(LaterReply),
+}
+
+impl HandlerReply {
+    /// A reply that `future` gives later (see [`HandlerReply::Later`]).
+    pub fn later(future: impl Future<Output = HandlerReply> + Send + 'static) -> Self {
+        HandlerReply::Later(LaterReply(Box::pin(future)))
+    }
+}
+
+/// The future of a deferred reply (see [`HandlerReply::Later`]).
+pub struct LaterReply(Pin<Box<dyn Future<Output = HandlerReply> + Send + 'static>>);
+
+impl std::fmt::Debug for LaterReply {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("LaterReply(..)")
+    }
+}
+
+impl LaterReply {
+    /// Wait for the final reply (through any further deferrals).
+    async fn resolve(self) -> FinalReply {
+        let mut reply = self.0.await;
+        loop {
+            match reply {
+                HandlerReply::Later(later) => reply = later.0.await,
+                other => return FinalReply::of(other),
+            }
+        }
+    }
+}
+
+/// What is written for one frame: the reply bytes, and whether to close after them.
+struct FinalReply {
+    bytes: Option<Bytes>,
+    close: bool,
+}
+
+impl FinalReply {
+    fn of(reply: HandlerReply) -> FinalReply {
+        match reply {
+            HandlerReply::Send(b) => FinalReply {
+                bytes: Some(b),
+                close: false,
+            },
+            HandlerReply::Close(bytes) => FinalReply { bytes, close: true },
+            HandlerReply::Later(_) => unreachable!("deferred replies are resolved first"),
+        }
+    }
 }
 
 /// Why the listener answered a frame itself instead of passing it to the handler.
@@ -94,7 +153,13 @@ impl std::fmt::Display for Rejection {
 /// The future a [`FrameHandler`] returns.
 pub type HandlerFuture<'a> = Pin<Box<dyn Future<Output = HandlerReply> + Send + 'a>>;
 
-/// What the listener calls for each frame; one call at a time per connection.
+/// What the listener calls for each frame.
+///
+/// Per connection, `handle` is called one frame at a time, in frame order: the
+/// next call starts only when the previous future has finished. A handler that
+/// wants several frames of a connection worked on at once returns
+/// [`HandlerReply::Later`] as soon as it has admitted a frame (for the engine:
+/// queued it); replies are still written in frame order.
 pub trait FrameHandler: Send + Sync + 'static {
     /// Handle one frame's payload and say what to send back.
     fn handle(&self, frame: Bytes, peer: PeerInfo) -> HandlerFuture<'_>;
@@ -119,6 +184,10 @@ pub struct ListenerConfig {
     pub max_connections: usize,
     /// Frames read ahead of the handler per connection before the reader stops reading.
     pub read_ahead_frames: usize,
+    /// Deferred replies ([`HandlerReply::Later`]) pending per connection before the
+    /// listener stops handing further frames to the handler. Frames read but not
+    /// yet answered are at most `read_ahead_frames + max_in_flight + 1`.
+    pub max_in_flight: usize,
     /// TLS server settings (`None`: plain TCP).
     pub tls: Option<tls::ServerTls>,
     /// Time allowed for a TLS handshake.
@@ -133,6 +202,7 @@ impl Default for ListenerConfig {
             frame_timeout: Duration::from_secs(30),
             max_connections: 1024,
             read_ahead_frames: 64,
+            max_in_flight: 32,
             tls: None,
             tls_handshake_timeout: Duration::from_secs(10),
         }
@@ -430,7 +500,9 @@ impl Shared {
         }
     }
 
-    /// Handle frames in order and write their replies; cancels `stop` when done.
+    /// Admit frames to the handler one at a time in frame order, keep up to
+    /// [`ListenerConfig::max_in_flight`] deferred replies pending at once, and write
+    /// the replies in frame order; cancels `stop` when done.
     async fn write_replies<W: AsyncWrite>(
         &self,
         wr: W,
@@ -440,49 +512,107 @@ impl Shared {
     ) {
         let mut wr = std::pin::pin!(wr);
         let mut out = BytesMut::new();
-        while let Some(inbound) = rx.recv().await {
-            let (reply, close) = match inbound {
-                Inbound::Frame(frame) => match self.handler.handle(frame, *peer).await {
-                    HandlerReply::Send(reply) => (Some(reply), false),
-                    HandlerReply::Close(reply) => (reply, true),
-                },
-                Inbound::Reject { rejection, fatal } => {
-                    tracing::debug!(peer = %peer.addr, reason = %rejection, "mllp frame rejected");
-                    (Some(self.handler.reject(&rejection, peer)), fatal)
-                }
-            };
-            if let Some(reply) = reply {
-                encode_frame(&reply, &mut out);
-                self.metrics.replies_out.fetch_add(1, Ordering::Relaxed);
-            }
-            // Batch replies to pipelined frames into one write.
-            if (close || rx.is_empty()) && !out.is_empty() {
-                // A peer that stops reading its replies must not hold the connection forever.
-                let write = tokio::time::timeout(self.config.frame_timeout, wr.write_all(&out));
-                match write.await {
-                    Ok(Ok(())) => {}
-                    Ok(Err(err)) => {
-                        tracing::debug!(peer = %peer.addr, error = %err, "mllp write failed");
-                        break;
-                    }
-                    Err(_) => {
-                        self.metrics.timeouts.fetch_add(1, Ordering::Relaxed);
-                        tracing::warn!(peer = %peer.addr, "mllp peer does not read its replies, closing");
-                        break;
-                    }
-                }
-                self.metrics
-                    .bytes_out
-                    .fetch_add(out.len() as u64, Ordering::Relaxed);
-                out.clear();
-            }
-            if close {
+        let max_in_flight = self.config.max_in_flight.max(1);
+        let mut pending: FuturesOrdered<ReplyFuture> = FuturesOrdered::new();
+        let mut admitting: Option<HandlerFuture<'_>> = None;
+        let mut input_done = false;
+        loop {
+            if input_done && admitting.is_none() && pending.is_empty() {
                 break;
+            }
+            let step = tokio::select! {
+                biased;
+                Some(reply) = pending.next(), if !pending.is_empty() => Step::Reply(reply),
+                reply = async { admitting.as_mut().expect("guarded").await }, if admitting.is_some() => Step::Admitted(reply),
+                inbound = rx.recv(), if !input_done && admitting.is_none() && pending.len() < max_in_flight => match inbound {
+                    Some(inbound) => Step::Inbound(inbound),
+                    None => Step::InputDone,
+                },
+                else => break,
+            };
+            match step {
+                Step::InputDone => input_done = true,
+                Step::Inbound(Inbound::Frame(frame)) => {
+                    admitting = Some(self.handler.handle(frame, *peer));
+                }
+                Step::Inbound(Inbound::Reject { rejection, fatal }) => {
+                    tracing::debug!(peer = %peer.addr, reason = %rejection, "mllp frame rejected");
+                    let reply = FinalReply {
+                        bytes: Some(self.handler.reject(&rejection, peer)),
+                        close: fatal,
+                    };
+                    pending.push_back(Box::pin(std::future::ready(reply)));
+                }
+                Step::Admitted(reply) => {
+                    admitting = None;
+                    pending.push_back(match reply {
+                        HandlerReply::Later(later) => Box::pin(later.resolve()),
+                        ready => Box::pin(std::future::ready(FinalReply::of(ready))),
+                    });
+                }
+                Step::Reply(first) => {
+                    // Take every reply that is ready now, in order, and write them together.
+                    let mut next = Some(first);
+                    let mut close = false;
+                    while let Some(reply) = next.take() {
+                        if let Some(bytes) = reply.bytes {
+                            encode_frame(&bytes, &mut out);
+                            self.metrics.replies_out.fetch_add(1, Ordering::Relaxed);
+                        }
+                        if reply.close {
+                            close = true;
+                            break;
+                        }
+                        if !pending.is_empty() {
+                            next = pending.next().now_or_never().flatten();
+                        }
+                    }
+                    if !out.is_empty() && !self.flush(&mut wr, &mut out, peer).await {
+                        break;
+                    }
+                    if close {
+                        break;
+                    }
+                }
             }
         }
         stop.cancel();
         let _ = wr.shutdown().await;
     }
+
+    /// Write `out` and clear it; false if the connection must close.
+    async fn flush<W: AsyncWrite>(&self, wr: &mut Pin<&mut W>, out: &mut BytesMut, peer: &PeerInfo) -> bool {
+        // A peer that stops reading its replies must not hold the connection forever.
+        let write = tokio::time::timeout(self.config.frame_timeout, wr.write_all(out));
+        match write.await {
+            Ok(Ok(())) => {}
+            Ok(Err(err)) => {
+                tracing::debug!(peer = %peer.addr, error = %err, "mllp write failed");
+                return false;
+            }
+            Err(_) => {
+                self.metrics.timeouts.fetch_add(1, Ordering::Relaxed);
+                tracing::warn!(peer = %peer.addr, "mllp peer does not read its replies, closing");
+                return false;
+            }
+        }
+        self.metrics
+            .bytes_out
+            .fetch_add(out.len() as u64, Ordering::Relaxed);
+        out.clear();
+        true
+    }
+}
+
+/// A reply in the per-connection ordered queue.
+type ReplyFuture = Pin<Box<dyn Future<Output = FinalReply> + Send>>;
+
+/// What the connection loop does next.
+enum Step {
+    Inbound(Inbound),
+    InputDone,
+    Admitted(HandlerReply),
+    Reply(FinalReply),
 }
 
 enum Decoded {
