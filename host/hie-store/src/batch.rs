@@ -35,6 +35,12 @@ pub(crate) enum Op {
         id: MessageId,
         to_item: String,
     },
+    DeadLetter {
+        msg: Box<Envelope>,
+        idx: Indexed,
+        item: String,
+        error: String,
+    },
     Requeue {
         id: MessageId,
         item: String,
@@ -85,6 +91,8 @@ pub enum Applied {
     Requeued,
     /// The dead letter was discarded.
     Discarded,
+    /// The message is dead-lettered at the item.
+    DeadLettered,
     /// This many messages were purged.
     Purged {
         /// Number of messages removed.
@@ -124,6 +132,8 @@ impl WriteBatch {
 
     /// Like [`WriteBatch::ingest`] unless the same upstream message was seen within the
     /// de-duplication window; `ack`, if given, is cached as the reply to this message.
+    /// When it finds an earlier copy, the operations after it in this batch are skipped
+    /// (so a batch can ingest and route a message in one transaction).
     pub fn ingest_dedup(
         &mut self,
         msg: &Envelope,
@@ -165,6 +175,18 @@ impl WriteBatch {
         self.ops.push(Op::RecordAck {
             key: key.clone(),
             ack,
+        });
+        self
+    }
+
+    /// Put `msg` in the dead-letter state at `item` with `error`, storing it first if it
+    /// is not stored yet (a message refused before it reached a queue).
+    pub fn dead_letter(&mut self, msg: &Envelope, idx: &Indexed, item: &str, error: &str) -> &mut Self {
+        self.ops.push(Op::DeadLetter {
+            msg: Box::new(msg.clone()),
+            idx: idx.clone(),
+            item: item.to_owned(),
+            error: error.to_owned(),
         });
         self
     }

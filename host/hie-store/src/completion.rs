@@ -86,6 +86,14 @@ impl<T> Completer<T> {
     /// Deliver the outcome to the waiting caller.
     pub(crate) fn complete(mut self, value: Result<T, StoreError>) {
         if let Some(slot) = self.slot.take() {
+            // a detached write (its `Pending` dropped) has nobody to tell but the log;
+            // storage faults are logged by the writer already
+            if Arc::strong_count(&slot) == 1
+                && let Err(e) = &value
+                && !matches!(e, StoreError::Unavailable { .. } | StoreError::Closed)
+            {
+                tracing::warn!(error = %e, "store refused a write nobody waited for");
+            }
             fill(&slot, value);
         }
     }

@@ -3,12 +3,13 @@ use std::str::FromStr;
 
 use bytes::Bytes;
 use hie_core::{Envelope, MessageId};
+use serde::{Deserialize, Serialize};
 
 use crate::StoreError;
 
 /// Header values extracted by the caller (for HL7: MSH-10, MSH-9, MSH-3, MSH-4,
 /// PID-3 first repetition) so the store can index them without parsing bodies.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Indexed {
     /// Message control id (MSH-10).
     pub control_id: Option<String>,
@@ -35,7 +36,7 @@ impl Indexed {
 
 /// Identifies an upstream message for de-duplication: sending application,
 /// sending facility and control id.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct AckKey {
     /// Sending application (MSH-3), empty if absent.
     pub sending_app: String,
@@ -46,7 +47,8 @@ pub struct AckKey {
 }
 
 /// State of a message at one item (one hop).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
 pub enum Status {
     /// Waiting in the item's queue.
     Queued,
@@ -125,7 +127,7 @@ impl FromStr for Status {
 
 /// Proof that a write is durable: the transaction that contained it committed
 /// (and, with `synchronous=FULL`, was fsynced) before this value was returned.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Commit {
     /// Number of the writer transaction since the store was opened; writes that
     /// share a number shared one fsync.
@@ -151,7 +153,7 @@ pub enum Ingested {
 }
 
 /// A message that was not done at shutdown, as [`crate::MessageStore::recover`] returns it.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Recovered {
     /// The item whose queue it belongs to.
     pub item: String,
@@ -162,7 +164,7 @@ pub struct Recovered {
 }
 
 /// State of a message at one item.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ItemState {
     /// The item.
     pub item: String,
@@ -175,7 +177,7 @@ pub struct ItemState {
 }
 
 /// A message read back from the store.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct StoredMessage {
     /// The message as stored (attempt as at ingest).
     pub envelope: Envelope,
@@ -186,7 +188,7 @@ pub struct StoredMessage {
 }
 
 /// A stored message without its body, as search results list it.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct MessageSummary {
     /// Message id.
     pub id: MessageId,
@@ -218,7 +220,7 @@ pub enum TraceKey {
 }
 
 /// One status change of a message at an item.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TraceEvent {
     /// The message.
     pub message_id: MessageId,
@@ -240,7 +242,8 @@ pub struct TraceEvent {
 
 /// Filters of [`crate::MessageStore::search`]; every set field must match. Results
 /// come newest first.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
 pub struct SearchQuery {
     /// Created at or after, milliseconds since the Unix epoch.
     pub since_ms: Option<u64>,
@@ -279,7 +282,7 @@ impl Default for SearchQuery {
 }
 
 /// A message waiting in the dead-letter state at an item.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DeadLetter {
     /// The message.
     pub summary: MessageSummary,

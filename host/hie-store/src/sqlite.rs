@@ -37,7 +37,7 @@ struct Inner {
 }
 
 /// Counters of the writer since the store was opened.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
 pub struct StoreStats {
     /// Transactions committed (each one fsync of the WAL).
     pub transactions: u64,
@@ -68,7 +68,7 @@ impl Default for RetentionPolicy {
 }
 
 /// What one retention run did.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
 pub struct RetentionReport {
     /// Messages purged.
     pub purged: u64,
@@ -133,6 +133,14 @@ impl SqliteStore {
     /// Path of the database file.
     pub fn path(&self) -> &Path {
         &self.inner.path
+    }
+
+    /// Block until every write submitted before this call has committed or failed
+    /// (detached writes included); for an orderly shutdown.
+    pub fn flush(&self) -> Result<(), StoreError> {
+        let (done, answer) = pending();
+        self.request(Request::Flush(done))?;
+        answer.wait()
     }
 
     /// Bytes the store takes on disk (database file plus WAL).

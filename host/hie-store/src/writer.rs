@@ -27,6 +27,8 @@ pub(crate) enum Request {
     Probe(Completer<bool>),
     /// Give free pages back to the file system; answers the bytes freed.
     Reclaim(Completer<u64>),
+    /// Answer once every batch submitted before this request was committed (or failed).
+    Flush(Completer<()>),
 }
 
 /// State the writer shares with the store handles.
@@ -93,6 +95,7 @@ impl Writer {
         while let Ok(first) = self.rx.recv() {
             let mut group = Vec::new();
             let mut reclaims = Vec::new();
+            let mut flushes = Vec::new();
             let mut ops = 0;
             let mut next = Some(first);
             while let Some(request) = next.take() {
@@ -103,6 +106,7 @@ impl Writer {
                     }
                     Request::Probe(done) => done.complete(Ok(self.probe_now())),
                     Request::Reclaim(done) => reclaims.push(done),
+                    Request::Flush(done) => flushes.push(done),
                 }
                 if ops < self.settings.max_ops_per_commit {
                     next = self.rx.try_recv().ok();
@@ -111,6 +115,9 @@ impl Writer {
             self.commit_group(group);
             for done in reclaims {
                 done.complete(self.reclaim());
+            }
+            for done in flushes {
+                done.complete(Ok(()));
             }
         }
     }
@@ -191,8 +198,19 @@ impl Writer {
         }
     }
 
+    /// Apply a batch's operations in order. A de-duplicated ingest that finds an earlier
+    /// copy ends the batch there: what follows it (routing the new copy) must not happen.
     fn apply_batch(&self, batch: &WriteBatch, now: u64) -> Result<Vec<Applied>, OpError> {
-        batch.ops.iter().map(|op| self.apply(op, now)).collect()
+        let mut applied = Vec::with_capacity(batch.ops.len());
+        for op in &batch.ops {
+            let done = self.apply(op, now)?;
+            let duplicate = matches!(done, Applied::Duplicate { .. });
+            applied.push(done);
+            if duplicate {
+                break;
+            }
+        }
+        Ok(applied)
     }
 
     fn apply(&self, op: &Op, now: u64) -> Result<Applied, OpError> {
@@ -224,6 +242,21 @@ impl Writer {
                 Ok(Applied::AckRecorded)
             }
             Op::Resend { id, to_item } => self.resend(*id, to_item, now),
+            Op::DeadLetter {
+                msg,
+                idx,
+                item,
+                error,
+            } => {
+                let seq = match message_seq(&self.conn, msg.id)? {
+                    Some(seq) => seq,
+                    None => insert_message(&self.conn, msg, idx, now)?,
+                };
+                let status = Status::DeadLettered;
+                self.set_state(seq, item, status, msg.attempt, now)?;
+                self.event(seq, item, status, msg.attempt, None, Some(error), now)?;
+                Ok(Applied::DeadLettered)
+            }
             Op::Requeue { id, item } => {
                 let seq = self.seq_of(*id)?;
                 let attempt = self.expect_state(*id, seq, item, Status::DeadLettered)? + 1;

@@ -188,6 +188,47 @@ fn dedup_sees_a_first_copy_still_without_ack_then_its_recorded_ack() {
 }
 
 #[test]
+fn a_duplicate_ingest_skips_the_rest_of_its_batch() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(dir.path());
+    let (first, idx) = adt("C8", "P1");
+    let mut batch = WriteBatch::new();
+    batch
+        .ingest_dedup(&first, &idx, "router", None)
+        .enqueue(&first, &idx, "audit");
+    assert_eq!(store.write(batch).unwrap().applied.len(), 2);
+
+    let (again, _) = adt("C8", "P1");
+    let mut batch = WriteBatch::new();
+    batch
+        .ingest_dedup(&again, &idx, "router", None)
+        .enqueue(&again, &idx, "audit");
+    let outcome = store.write(batch).unwrap();
+    assert_eq!(
+        outcome.applied,
+        vec![hie_store::Applied::Duplicate {
+            original: first.id,
+            ack: None
+        }]
+    );
+    assert_eq!(
+        store.get(again.id).unwrap(),
+        None,
+        "the routing op after it did not store the copy"
+    );
+    let open: Vec<_> = store
+        .recover()
+        .unwrap()
+        .into_iter()
+        .map(|r| (r.item, r.envelope.id))
+        .collect();
+    assert_eq!(
+        open,
+        vec![("audit".to_owned(), first.id), ("router".to_owned(), first.id)]
+    );
+}
+
+#[test]
 fn dedup_points_at_the_inbound_copy_not_at_messages_derived_from_it() {
     let dir = tempfile::tempdir().unwrap();
     let store = open(dir.path());
@@ -514,6 +555,38 @@ fn dead_letters_can_be_listed_requeued_and_discarded() {
         store.discard_dead_letter(a.id, "out"),
         Err(StoreError::WrongState { .. })
     ));
+}
+
+#[test]
+fn dead_letter_stores_a_message_refused_before_any_queue_and_marks_a_queued_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(dir.path());
+    let (never_queued, idx) = adt("D1", "P1");
+    let (queued, idx2) = adt("D2", "P1");
+    store.ingest(&queued, &idx2, "out").unwrap();
+    let mut batch = WriteBatch::new();
+    batch
+        .dead_letter(
+            &never_queued,
+            &idx,
+            "out",
+            "queue-full: queue of item out is full (1)",
+        )
+        .dead_letter(&queued, &idx2, "out", "reply-fail: AR");
+    store.write(batch).unwrap();
+    let letters = store.dead_letters(Some("out"), 10).unwrap();
+    let ids: Vec<_> = letters.iter().map(|l| l.summary.id).collect();
+    assert_eq!(ids, vec![queued.id, never_queued.id]);
+    assert_eq!(
+        letters[1].error.as_deref(),
+        Some("queue-full: queue of item out is full (1)")
+    );
+    assert!(
+        store.recover().unwrap().is_empty(),
+        "dead letters are not open work"
+    );
+    store.requeue_dead_letter(never_queued.id, "out").unwrap();
+    assert_eq!(store.recover().unwrap()[0].envelope.id, never_queued.id);
 }
 
 #[test]
