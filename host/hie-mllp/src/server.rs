@@ -58,6 +58,8 @@ pub enum HandlerReply {
     Send(Bytes),
     /// Send the reply if there is one, then close the connection.
     Close(Option<Bytes>),
+    /// Send nothing for this frame and keep reading (a sender that wants no ACK).
+    Silent,
     /// The frame is admitted; its reply comes later. Meanwhile the listener hands
     /// the next frames of the connection to the handler (up to
     /// [`ListenerConfig::max_in_flight`] pending replies), and still writes the
@@ -108,6 +110,10 @@ impl FinalReply {
                 close: false,
             },
             HandlerReply::Close(bytes) => FinalReply { bytes, close: true },
+            HandlerReply::Silent => FinalReply {
+                bytes: None,
+                close: false,
+            },
             HandlerReply::Later(_) => unreachable!("deferred replies are resolved first"),
         }
     }

@@ -205,3 +205,25 @@ async fn a_close_reply_drops_the_frames_after_it() {
     assert_eq!(peer.read().await, Read::Closed);
     server.stop().await;
 }
+
+#[tokio::test]
+async fn a_silent_reply_sends_nothing_and_the_connection_goes_on() {
+    struct SilentOnS1;
+    impl FrameHandler for SilentOnS1 {
+        fn handle(&self, frame: Bytes, _peer: PeerInfo) -> HandlerFuture<'_> {
+            Box::pin(async move {
+                if control_id(&frame) == "S1" {
+                    return HandlerReply::Silent;
+                }
+                let ack = Bytes::from(ack_for(&frame));
+                HandlerReply::later(async move { HandlerReply::Send(ack) })
+            })
+        }
+    }
+    let server = start(ListenerConfig::default(), Arc::new(SilentOnS1)).await;
+    let mut peer = RawPeer::connect(server.addr).await;
+    peer.write(&pipelined("S", 3)).await;
+    assert_eq!(peer.read_ack().await.control_id.as_deref(), Some("S0"));
+    assert_eq!(peer.read_ack().await.control_id.as_deref(), Some("S2"));
+    server.stop().await;
+}
