@@ -48,9 +48,15 @@ pub fn check_world(path: &Path, world: ConfigWorld) -> Result<(), String> {
 }
 
 /// Makes WebAssembly plugin and hook instances.
+///
+/// Components are kept by path (what the production file names, loaded at
+/// start) and by content hash (every version ever loaded, so a worker can make
+/// an instance of the exact version the item runs, and a rollback needs no
+/// compile). A reload reads the file again even when its path is known.
 pub struct WasmFactory {
     host: WasmHost,
     components: Mutex<HashMap<PathBuf, Arc<Component>>>,
+    versions: Mutex<HashMap<String, Arc<Component>>>,
 }
 
 impl std::fmt::Debug for WasmFactory {
@@ -67,6 +73,7 @@ impl WasmFactory {
         Ok(WasmFactory {
             host: WasmHost::new(config)?,
             components: Mutex::new(HashMap::new()),
+            versions: Mutex::new(HashMap::new()),
         })
     }
 
@@ -93,10 +100,18 @@ impl WasmFactory {
             .host
             .load(path)
             .map_err(|e| PluginError::Instantiate(e.to_string()))?;
+        self.versions
+            .lock()
+            .insert(component.hash().to_string(), Arc::clone(&component));
         self.components
             .lock()
             .insert(path.to_path_buf(), Arc::clone(&component));
         Ok(component)
+    }
+
+    /// The time the last load of `hash` took and whether it came from the compile cache.
+    pub fn load_stats(&self, hash: &str) -> Option<hie_wasm::LoadStats> {
+        self.versions.lock().get(hash).map(|c| c.stats())
     }
 
     fn context(
@@ -147,22 +162,48 @@ impl PluginFactory for WasmFactory {
         adapter: Option<Box<dyn OutboundAdapter>>,
     ) -> Result<Box<dyn ItemInstance>, PluginError> {
         let component = self.component(&path_of(item.plugin.as_ref(), &item.name)?)?;
-        let mut ctx = Self::context(&item.name, &item.settings, &item.limits, &item.grants, host);
-        let after = match adapter {
-            Some(a) if item.kind == ItemKind::Operation && component.world() != PluginWorld::Operation => {
-                Some(a)
-            }
-            Some(a) => {
-                ctx.adapter = Some(Arc::new(SharedAdapter(Mutex::new(a))));
-                None
-            }
-            None => None,
-        };
-        let plugin = component.instantiate(ctx)?;
-        Ok(Box::new(WasmItem {
-            plugin: Some(plugin),
-            send_after: after.map(|a| AdapterSend::new(a, &item.name)),
-        }))
+        self.instance_of(component, item, host, adapter)
+    }
+
+    fn load_version(&self, item: &ItemConfig, path: &Path) -> Result<String, PluginError> {
+        let component = self
+            .host
+            .load(path)
+            .map_err(|e| PluginError::Instantiate(e.to_string()))?;
+        let wanted = item.kind.world();
+        if !world_fits(wanted, component.world()) {
+            return Err(PluginError::Instantiate(format!(
+                "{} is a {} component, item {} needs {}",
+                path.display(),
+                component.world(),
+                item.name,
+                wanted.as_str()
+            )));
+        }
+        let hash = component.hash().to_string();
+        self.versions.lock().insert(hash.clone(), component);
+        Ok(hash)
+    }
+
+    fn configured_version(&self, item: &ItemConfig) -> Option<String> {
+        let path = item.plugin.as_ref()?.path.as_ref()?;
+        self.component(path).ok().map(|c| c.hash().to_string())
+    }
+
+    fn version_instance(
+        &self,
+        item: &ItemConfig,
+        hash: &str,
+        host: Arc<dyn HostApi>,
+        adapter: Option<Box<dyn OutboundAdapter>>,
+    ) -> Result<Box<dyn ItemInstance>, PluginError> {
+        let component = self.versions.lock().get(hash).cloned().ok_or_else(|| {
+            PluginError::Instantiate(format!(
+                "plugin version {hash} of item {} is not loaded",
+                item.name
+            ))
+        })?;
+        self.instance_of(component, item, host, adapter)
     }
 
     fn hook_instance(
@@ -185,6 +226,34 @@ impl PluginFactory for WasmFactory {
     }
 }
 
+impl WasmFactory {
+    fn instance_of(
+        &self,
+        component: Arc<Component>,
+        item: &ItemConfig,
+        host: Arc<dyn HostApi>,
+        adapter: Option<Box<dyn OutboundAdapter>>,
+    ) -> Result<Box<dyn ItemInstance>, PluginError> {
+        let mut ctx = Self::context(&item.name, &item.settings, &item.limits, &item.grants, host);
+        let after = match adapter {
+            Some(a) if item.kind == ItemKind::Operation && component.world() != PluginWorld::Operation => {
+                Some(a)
+            }
+            Some(a) => {
+                ctx.adapter = Some(Arc::new(SharedAdapter(Mutex::new(a))));
+                None
+            }
+            None => None,
+        };
+        let plugin = component.instantiate(ctx)?;
+        Ok(Box::new(WasmItem {
+            hash: component.hash().to_string(),
+            plugin: Some(plugin),
+            send_after: after.map(|a| AdapterSend::new(a, &item.name)),
+        }))
+    }
+}
+
 /// Gives a worker's own outbound adapter to `hie-wasm`, which wants `&self` calls.
 struct SharedAdapter(Mutex<Box<dyn OutboundAdapter>>);
 
@@ -196,6 +265,8 @@ impl Adapter for SharedAdapter {
 
 /// A wasm item instance; `on-teardown` runs when the worker drops it.
 struct WasmItem {
+    /// Content hash of the component this is an instance of.
+    hash: String,
     plugin: Option<WasmPlugin>,
     /// For an operation whose plugin does not call the adapter itself: where `pass` goes.
     send_after: Option<AdapterSend>,
@@ -243,6 +314,10 @@ impl ItemInstance for WasmItem {
         {
             tracing::warn!(error = %e, "plugin on-stop failed");
         }
+    }
+
+    fn version(&self) -> Option<&str> {
+        Some(&self.hash)
     }
 }
 
