@@ -18,6 +18,8 @@ use crate::wire::*;
 pub const DEFAULT_QUEUE_CAPACITY: usize = 10_000;
 /// Default drain timeout on stop.
 pub const DEFAULT_DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
+/// Default wait of a `send-request-async` for its reply.
+pub const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Parse and check the text of a production file read from `path`.
 pub fn check_str(path: &Path, text: &str) -> Result<Production, ConfigErrors> {
@@ -325,6 +327,11 @@ impl Checker<'_> {
         let queue = self.queue(t.queue.as_ref(), f);
         let restart = self.restart(t.restart.as_ref(), f);
         let retry = self.retry(t.retry.as_ref(), f);
+        let request_timeout = t
+            .request_timeout
+            .as_ref()
+            .and_then(|d| self.duration(d, &format!("{f}.request_timeout")))
+            .unwrap_or(DEFAULT_REQUEST_TIMEOUT);
         for (i, target) in t.targets.iter().enumerate() {
             if !items.contains(target.get_ref()) {
                 self.err(
@@ -369,6 +376,7 @@ impl Checker<'_> {
             queue: queue?,
             restart: restart?,
             retry: retry?,
+            request_timeout,
             settings: self.settings(&t.settings),
             hooks: t.hooks.iter().map(|h| h.get_ref().clone()).collect(),
             targets: t.targets.iter().map(|h| h.get_ref().clone()).collect(),
@@ -393,7 +401,16 @@ impl Checker<'_> {
         };
         let (allowed, wants): (&[&str], ItemKind) = match ty.get_ref().as_str() {
             "mllp-in" => (
-                &["host", "port", "ack_mode", "max_connections", "ack_timeout"],
+                &[
+                    "host",
+                    "port",
+                    "ack_mode",
+                    "max_connections",
+                    "ack_timeout",
+                    "max_in_flight",
+                    "priority",
+                    "priority_rules",
+                ],
                 ItemKind::Service,
             ),
             "mllp-out" => (
@@ -401,7 +418,14 @@ impl Checker<'_> {
                 ItemKind::Operation,
             ),
             "file-in" => (
-                &["dir", "suffix", "poll_interval", "archive_dir"],
+                &[
+                    "dir",
+                    "suffix",
+                    "poll_interval",
+                    "archive_dir",
+                    "priority",
+                    "priority_rules",
+                ],
                 ItemKind::Service,
             ),
             "file-out" => (&["dir", "filename"], ItemKind::Operation),
@@ -494,6 +518,11 @@ impl Checker<'_> {
                     None => 1024,
                 };
                 let ack_timeout = dur(self, &t.ack_timeout, "ack_timeout", Duration::from_secs(30));
+                let max_in_flight = match &t.max_in_flight {
+                    Some(m) => self.positive(m, &format!("{f}.max_in_flight")).unwrap_or(1),
+                    None => 32,
+                };
+                let priority = self.inbound_priority(t, &f);
                 let port = port(self)?;
                 self.listener(&host, port, t.port.as_ref().map(|p| p.span()), item, &f);
                 Some(AdapterConfig::MllpIn(MllpInConfig {
@@ -502,6 +531,8 @@ impl Checker<'_> {
                     ack_mode,
                     max_connections,
                     ack_timeout,
+                    max_in_flight,
+                    priority,
                 }))
             }
             "mllp-out" => {
@@ -545,6 +576,7 @@ impl Checker<'_> {
                     suffix: t.suffix.as_ref().map(|s| s.get_ref().clone()).unwrap_or_default(),
                     poll_interval,
                     archive_dir,
+                    priority: self.inbound_priority(t, &f),
                 }))
             }
             _ => {
@@ -557,6 +589,54 @@ impl Checker<'_> {
                         .map(|s| s.get_ref().clone())
                         .unwrap_or_else(|| "{id}.hl7".into()),
                 }))
+            }
+        }
+    }
+
+    /// `priority` and `priority_rules` of an inbound adapter.
+    fn inbound_priority(&mut self, t: &AdapterTable, f: &str) -> InboundPriority {
+        let mut out = InboundPriority::default();
+        if let Some(p) = &t.priority
+            && let Some(v) = self.priority_value(p, &format!("{f}.priority"))
+        {
+            out.default = v;
+        }
+        for (i, rule) in t.priority_rules.iter().flatten().enumerate() {
+            let field = format!("{f}.priority_rules[{i}]");
+            let r = rule.get_ref();
+            if !valid_hl7_path(r.field.get_ref()) {
+                self.err(
+                    Some(r.field.span()),
+                    format!("{field}.field"),
+                    format!(
+                        "{:?} is not an HL7 field path such as \"MSH-9\" or \"PV1-2.1\"",
+                        r.field.get_ref()
+                    ),
+                );
+                continue;
+            }
+            let Some(priority) = self.priority_value(&r.priority, &format!("{field}.priority")) else {
+                continue;
+            };
+            out.rules.push(PriorityRule {
+                field: r.field.get_ref().clone(),
+                equals: r.equals.get_ref().clone(),
+                priority,
+            });
+        }
+        out
+    }
+
+    fn priority_value(&mut self, v: &Spanned<i64>, field: &str) -> Option<u8> {
+        match u8::try_from(*v.get_ref()) {
+            Ok(p) if p <= 9 => Some(p),
+            _ => {
+                self.err(
+                    Some(v.span()),
+                    field,
+                    "must be a priority from 0 (lowest) to 9 (highest)",
+                );
+                None
             }
         }
     }
@@ -869,6 +949,14 @@ fn present_adapter_fields(t: &AdapterTable) -> Vec<(&'static str, Range<usize>)>
     add("port", t.port.as_ref().map(|v| v.span()));
     add("ack_mode", t.ack_mode.as_ref().map(|v| v.span()));
     add("max_connections", t.max_connections.as_ref().map(|v| v.span()));
+    add("max_in_flight", t.max_in_flight.as_ref().map(|v| v.span()));
+    add("priority", t.priority.as_ref().map(|v| v.span()));
+    add(
+        "priority_rules",
+        t.priority_rules
+            .as_ref()
+            .and_then(|r| Some(r.first()?.span().start..r.last()?.span().end)),
+    );
     add("ack_timeout", t.ack_timeout.as_ref().map(|v| v.span()));
     add("connect_timeout", t.connect_timeout.as_ref().map(|v| v.span()));
     add("reply_actions", t.reply_actions.as_ref().map(|v| v.span()));

@@ -15,7 +15,10 @@ pub mod wire;
 
 use std::path::{Path, PathBuf};
 
-pub use check::{DEFAULT_DRAIN_TIMEOUT, DEFAULT_QUEUE_CAPACITY, check_str, parse_size, valid_hl7_path};
+pub use check::{
+    DEFAULT_DRAIN_TIMEOUT, DEFAULT_QUEUE_CAPACITY, DEFAULT_REQUEST_TIMEOUT, check_str, parse_size,
+    valid_hl7_path,
+};
 pub use error::{ConfigError, ConfigErrors, SourceFile};
 pub use model::*;
 pub use plugins::{WorldCheck, plugin_search_path, resolve_plugins};

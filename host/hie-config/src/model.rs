@@ -157,6 +157,8 @@ pub struct ItemConfig {
     pub restart: RestartConfig,
     /// Message retry policy.
     pub retry: RetryConfig,
+    /// How long a `send-request-async` waits for its reply before `on-reply` gets a timeout.
+    pub request_timeout: Duration,
     /// Settings for `on-init`.
     pub settings: BTreeMap<String, String>,
     /// Hooks, in calling order.
@@ -218,6 +220,41 @@ pub struct MllpInConfig {
     pub max_connections: usize,
     /// Application mode: most time to wait for the route before `AE`.
     pub ack_timeout: Duration,
+    /// Frames of one connection being worked on at once (pipelining); their ACKs
+    /// still go back in frame order.
+    pub max_in_flight: usize,
+    /// Priority given to each inbound message.
+    pub priority: InboundPriority,
+}
+
+/// The priority (0–9) an inbound adapter gives a message: the first rule whose
+/// field matches, else `default`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InboundPriority {
+    /// Priority when no rule matches.
+    pub default: u8,
+    /// Rules, tried in order.
+    pub rules: Vec<PriorityRule>,
+}
+
+impl Default for InboundPriority {
+    fn default() -> Self {
+        InboundPriority {
+            default: 4,
+            rules: Vec::new(),
+        }
+    }
+}
+
+/// `{ field = "MSH-9", equals = "ORM^O01", priority = 7 }`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PriorityRule {
+    /// HL7 field path.
+    pub field: String,
+    /// The value it must have; `ORM^O01` also matches `ORM^O01^ORM_O01` (leading components).
+    pub equals: String,
+    /// Priority of a matching message.
+    pub priority: u8,
 }
 
 /// `mllp-out` settings.
@@ -248,6 +285,8 @@ pub struct FileInConfig {
     pub poll_interval: Duration,
     /// Where processed files go.
     pub archive_dir: PathBuf,
+    /// Priority given to each inbound message.
+    pub priority: InboundPriority,
 }
 
 /// `file-out` settings.
@@ -323,9 +362,11 @@ pub struct QueueConfig {
 pub enum RestartPolicy {
     /// Never; the item is marked failed.
     Never,
-    /// After a failure.
+    /// After a failure, until the intensity limit; then the item is failed.
     OnFailure,
-    /// After any exit.
+    /// After any worker exit that the engine did not ask for (trap, failed
+    /// instantiation, `on-start` refusal), without end: past the intensity limit
+    /// it restarts at `max_backoff` and alerts instead of failing the item.
     Always,
 }
 

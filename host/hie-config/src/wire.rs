@@ -59,6 +59,8 @@ pub struct ItemTable {
     pub restart: Option<Spanned<RestartTable>>,
     /// Retries of a message whose processing failed with a retryable error.
     pub retry: Option<Spanned<RetryTable>>,
+    /// How long a `send-request-async` waits for its reply (default 30s).
+    pub request_timeout: Option<Spanned<String>>,
     /// Plugin settings (string map passed to `on-init`).
     #[serde(default)]
     pub settings: BTreeMap<String, Spanned<SettingValue>>,
@@ -115,6 +117,12 @@ pub struct AdapterTable {
     pub ack_mode: Option<Spanned<String>>,
     /// `mllp-in`: most connections at once.
     pub max_connections: Option<Spanned<i64>>,
+    /// `mllp-in`: frames of one connection worked on at once (default 32).
+    pub max_in_flight: Option<Spanned<i64>>,
+    /// `mllp-in`, `file-in`: priority (0–9) of inbound messages no rule matches.
+    pub priority: Option<Spanned<i64>>,
+    /// `mllp-in`, `file-in`: priority rules, first match wins.
+    pub priority_rules: Option<Vec<Spanned<PriorityRuleTable>>>,
     /// `mllp-in` in application mode, `mllp-out`: how long to wait for the reply.
     pub ack_timeout: Option<Spanned<String>>,
     /// `mllp-out`: connect timeout.
@@ -132,6 +140,18 @@ pub struct AdapterTable {
     pub archive_dir: Option<Spanned<String>>,
     /// `file-out`: file name template; `{id}` and `{session}` are replaced.
     pub filename: Option<Spanned<String>>,
+}
+
+/// `{ field = "MSH-9", equals = "ORM^O01", priority = 7 }`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PriorityRuleTable {
+    /// HL7 field path.
+    pub field: Spanned<String>,
+    /// Value the field must have.
+    pub equals: Spanned<String>,
+    /// Priority 0–9 of a matching message.
+    pub priority: Spanned<i64>,
 }
 
 /// `execution = { mode = ..., threads = N, processes = N }`.
@@ -164,7 +184,9 @@ pub struct QueueTable {
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RestartTable {
-    /// `never`, `on-failure` or `always`.
+    /// `never` (a failed worker fails the item), `on-failure` (restart with backoff;
+    /// past the intensity limit the item is failed) or `always` (restart with
+    /// backoff, past the limit at `max_backoff` with an alert; never failed).
     pub policy: Option<Spanned<String>>,
     /// Most restarts within `within` before the item is marked failed.
     pub max_restarts: Option<Spanned<i64>>,
