@@ -1,0 +1,242 @@
+//! End to end with the real `hie run`: MLLP pipelining keeps order, inbound
+//! priority rules, restart policy `always`, and the timeout of `send-request-async`.
+
+mod support;
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::time::Duration;
+
+use support::*;
+
+/// An inbound service (`adapter` fields spliced in) feeding `first`, and an
+/// operation `out` to `sink`.
+fn production(inbound: u16, adapter: &str, sink: u16, first: &str, middle: &str) -> String {
+    format!(
+        r#"
+[production]
+name = "e2e-more"
+
+[[items]]
+name = "in"
+kind = "service"
+adapter = {{ type = "mllp-in", port = {inbound}{adapter} }}
+targets = ["{first}"]
+{middle}
+[[items]]
+name = "out"
+kind = "operation"
+adapter = {{ type = "mllp-out", port = {sink} }}
+execution = {{ mode = "single_process" }}
+"#
+    )
+}
+
+/// MSH-10 of a message.
+fn control_id(msg: &[u8]) -> String {
+    String::from_utf8_lossy(msg)
+        .split('|')
+        .nth(9)
+        .unwrap_or_default()
+        .to_string()
+}
+
+/// Write every message as one burst on one connection, then read as many replies.
+fn pipelined_calls(port: u16, messages: &[String]) -> Vec<Vec<u8>> {
+    let mut s = TcpStream::connect(("127.0.0.1", port)).expect("connect");
+    s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+    let mut burst = Vec::new();
+    for m in messages {
+        burst.push(0x0b);
+        burst.extend_from_slice(m.as_bytes());
+        burst.extend_from_slice(&[0x1c, 0x0d]);
+    }
+    s.write_all(&burst).unwrap();
+    let mut replies = Vec::new();
+    let mut buf = Vec::new();
+    let mut chunk = [0u8; 4096];
+    while replies.len() < messages.len() {
+        while let Some(end) = buf.windows(2).position(|w| w == [0x1c, 0x0d]) {
+            let frame: Vec<u8> = buf.drain(..end + 2).collect();
+            replies.push(frame[1..frame.len() - 2].to_vec());
+        }
+        if replies.len() >= messages.len() {
+            break;
+        }
+        let n = s.read(&mut chunk).expect("replies");
+        assert!(n > 0, "connection closed after {} replies", replies.len());
+        buf.extend_from_slice(&chunk[..n]);
+    }
+    replies
+}
+
+#[test]
+fn a_pipelined_connection_keeps_its_order_through_a_single_worker_fifo_route() {
+    let sink = Sink::start("sink");
+    let inbound = free_port();
+    let middle = r#"
+[[items]]
+name = "work"
+kind = "process"
+plugin = "engine-faulty"
+targets = ["out"]
+"#;
+    let _p = Production::run(
+        &production(
+            inbound,
+            r#", ack_mode = "application", max_in_flight = 32"#,
+            sink.port,
+            "work",
+            middle,
+        ),
+        &["engine-faulty"],
+        Some(inbound),
+    );
+    let sent: Vec<String> = (0..200)
+        .map(|i| hl7("ADT^A01", &format!("Q{i:03}"), "P1"))
+        .collect();
+    let acks = pipelined_calls(inbound, &sent);
+    let acked: Vec<(String, String)> = acks.iter().map(|a| ack_code(a)).collect();
+    let expect: Vec<(String, String)> = (0..200).map(|i| ("AA".to_string(), format!("Q{i:03}"))).collect();
+    assert_eq!(acked, expect, "one AA per frame, in frame order");
+    let got: Vec<String> = sink.wait_for(200).iter().map(|m| control_id(m)).collect();
+    let ids: Vec<String> = (0..200).map(|i| format!("Q{i:03}")).collect();
+    assert_eq!(got, ids, "the single FIFO worker saw the frames in send order");
+}
+
+#[test]
+fn inbound_priority_rules_decide_the_order_of_a_priority_queue() {
+    let sink = Sink::start("sink");
+    let inbound = free_port();
+    let adapter = r#", priority = 2, priority_rules = [{ field = "PID-3", equals = "VIP", priority = 9 }, { field = "MSH-9", equals = "ORM^O01", priority = 7 }]"#;
+    let middle = r#"
+[[items]]
+name = "work"
+kind = "process"
+plugin = "engine-faulty"
+queue = { kind = "priority" }
+targets = ["out"]
+"#;
+    let p = Production::run(
+        &production(inbound, adapter, sink.port, "work", middle),
+        &["engine-faulty"],
+        Some(inbound),
+    );
+    assert_eq!(p.control("pause work"), "ok");
+    let sent = [
+        ("ADT^A01", "A1", "P1"),
+        ("ORM^O01^ORM_O01", "O1", "P2"),
+        ("ADT^A08", "A2", "P3"),
+        ("ADT^A01", "V1", "VIP"),
+        ("ORM^O01", "O2", "P4"),
+        ("ORM^O02", "X1", "P5"),
+    ];
+    for (kind, id, patient) in sent {
+        let ack = mllp_call(inbound, hl7(kind, id, patient).as_bytes());
+        assert_eq!(ack_code(&ack).0, "AA");
+    }
+    eventually("six messages wait", Duration::from_secs(10), || {
+        p.control("status").contains("work=Paused/depth:6").then_some(())
+    });
+    assert_eq!(p.control("resume work"), "ok");
+    let got: Vec<String> = sink.wait_for(6).iter().map(|m| control_id(m)).collect();
+    // 9 (VIP), then 7 (ORM^O01 and its longer form) in arrival order, then the default 2
+    assert_eq!(got, ["V1", "O1", "O2", "A1", "A2", "X1"]);
+}
+
+#[test]
+fn restart_policy_always_restarts_past_the_intensity_limit() {
+    let sink = Sink::start("sink");
+    let inbound = free_port();
+    let middle = r#"
+[[items]]
+name = "fragile"
+kind = "process"
+plugin = "engine-faulty"
+restart = { policy = "always", max_restarts = 1, within = "60s", backoff = "20ms", max_backoff = "100ms" }
+targets = ["out"]
+"#;
+    let p = Production::run(
+        &production(inbound, "", sink.port, "fragile", middle),
+        &["engine-faulty"],
+        Some(inbound),
+    );
+    let instances = |p: &Production| p.proc.lines_with("faulty instance started").len();
+    eventually("first instance", Duration::from_secs(10), || {
+        (instances(&p) == 1).then_some(())
+    });
+    for i in 0..3 {
+        mllp_call(inbound, hl7("ADT^A01", &format!("C{i}"), "CRASH").as_bytes());
+        eventually("a fresh instance after backoff", Duration::from_secs(10), || {
+            (instances(&p) == i + 2).then_some(())
+        });
+        mllp_call(inbound, hl7("ADT^A01", &format!("OK{i}"), "P1").as_bytes());
+        sink.wait_for(i + 1);
+    }
+    let status = p.control("status");
+    assert!(status.contains("fragile=Running"), "{status}");
+    assert!(status.contains("restarts:3"), "{status}");
+    // the first restart is within the limit; the next two are past it and alert
+    eventually("two intensity alerts", Duration::from_secs(10), || {
+        (p.proc.lines_with("restart intensity exceeded").len() == 2).then_some(())
+    });
+    assert!(p.proc.lines_with("item failed").is_empty(), "{}", p.proc.dump());
+}
+
+#[test]
+fn an_async_request_times_out_once_and_its_late_reply_is_dropped() {
+    let sink = Sink::start("sink");
+    let inbound = free_port();
+    let middle = r#"
+[[items]]
+name = "requester"
+kind = "process"
+plugin = "engine-requester"
+settings = { target = "responder", mode = "async" }
+request_timeout = "300ms"
+targets = ["out"]
+
+[[items]]
+name = "responder"
+kind = "process"
+plugin = "engine-responder"
+"#;
+    let p = Production::run(
+        &production(inbound, "", sink.port, "requester", middle),
+        &["engine-requester", "engine-responder"],
+        Some(inbound),
+    );
+    assert_eq!(p.control("pause responder"), "ok");
+    let msg = hl7("ADT^A01", "T1", "P1");
+    assert_eq!(ack_code(&mllp_call(inbound, msg.as_bytes())).0, "AA");
+    // on-reply gets the timeout; the test requester turns it into a failure (dead letter)
+    let letters = eventually("the timeout reaches on-reply", Duration::from_secs(10), || {
+        let l = p.control("dead-letters");
+        l.contains(":requester:timeout").then_some(l)
+    });
+    assert_eq!(letters.matches(":requester:").count(), 1, "{letters}");
+    assert_eq!(p.proc.lines_with("async request timed out").len(), 1);
+    // the reply comes after all: it is dropped and logged, not handed to on-reply again
+    assert_eq!(p.control("resume responder"), "ok");
+    eventually("the late reply is dropped", Duration::from_secs(10), || {
+        (!p.proc.lines_with("late reply dropped").is_empty()).then_some(())
+    });
+    let letters = p.control("dead-letters");
+    assert_eq!(letters.matches(":requester:").count(), 1, "{letters}");
+    // a reply in time still goes through on-reply to the sink
+    let msg = hl7("ADT^A01", "T2", "P1");
+    assert_eq!(ack_code(&mllp_call(inbound, msg.as_bytes())).0, "AA");
+    let got = sink.wait_for(1);
+    assert_eq!(String::from_utf8_lossy(&got[0]), format!("{msg}ZRS|replied\r"));
+    std::thread::sleep(Duration::from_millis(500));
+    assert_eq!(
+        p.proc.lines_with("async request timed out").len(),
+        1,
+        "{}",
+        p.proc.dump()
+    );
+    assert!(
+        sink.messages().len() == 1,
+        "the timed-out request must not reach the sink"
+    );
+}
