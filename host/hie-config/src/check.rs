@@ -14,6 +14,10 @@ use crate::error::{ConfigError, ConfigErrors, SourceFile};
 use crate::model::*;
 use crate::wire::*;
 
+#[path = "admin.rs"]
+mod admin;
+pub use admin::DEFAULT_ADMIN_LISTEN;
+
 /// Default capacity of an item queue.
 pub const DEFAULT_QUEUE_CAPACITY: usize = 10_000;
 /// Default drain timeout on stop.
@@ -81,6 +85,9 @@ impl Checker<'_> {
         let mut lookups = BTreeMap::new();
         let mut hooks = Vec::new();
         let mut items = Vec::new();
+        let mut store = None;
+        let mut admin = None;
+        let mut log = None;
         for (key, value) in root {
             let span = key.span();
             match key.get_ref().as_ref() {
@@ -90,6 +97,9 @@ impl Checker<'_> {
                 }
                 "lookups" => lookups = self.lookups(value),
                 "hooks" => hooks = self.array_of::<HookTable>(value, "hooks"),
+                "store" => store = self.deserialize::<StoreTable>(value, "store"),
+                "admin" => admin = self.deserialize::<AdminTable>(value, "admin"),
+                "log" => log = self.deserialize::<LogTable>(value, "log"),
                 "items" => {
                     items = self
                         .array_of::<ItemTable>(value, "items")
@@ -103,7 +113,7 @@ impl Checker<'_> {
                 other => self.err(
                     Some(span),
                     other,
-                    "unknown section, expected one of \"production\", \"lookups\", \"hooks\", \"items\"",
+                    "unknown section, expected one of \"production\", \"store\", \"admin\", \"log\", \"lookups\", \"hooks\", \"items\"",
                 ),
             }
         }
@@ -119,7 +129,46 @@ impl Checker<'_> {
                 drain_timeout: None,
             }
         });
-        self.build(production, lookups, hooks, items)
+        let store = self.store(store);
+        let mut production = self.build(production, lookups, hooks, items)?;
+        production.store = store;
+        production.admin = admin.and_then(|t| self.admin(t, &production.dir));
+        if let Some(t) = log {
+            let names: Vec<String> = production.items.iter().map(|i| i.name.clone()).collect();
+            production.log = self.log(t, &names);
+        }
+        Some(production)
+    }
+
+    fn store(&mut self, table: Option<StoreTable>) -> StoreSettings {
+        let mut settings = StoreSettings::default();
+        let Some(t) = table else {
+            return settings;
+        };
+        match t.backend.as_ref().map(|b| (b.get_ref().as_str(), b.span())) {
+            None | Some(("sqlite", _)) => {}
+            Some(("none", _)) => settings.backend = StoreBackend::None,
+            Some((other, span)) => self.err(
+                Some(span),
+                "store.backend",
+                format!("unknown store backend {other:?}, expected \"sqlite\" or \"none\""),
+            ),
+        }
+        if let Some(d) = self.opt_duration(&t.dedup_window, "store", "dedup_window", settings.dedup_window) {
+            settings.dedup_window = d;
+        }
+        if let Some(r) = &t.retention {
+            settings.retention = self.duration(r, "store.retention");
+        }
+        if let Some(d) = self.opt_duration(
+            &t.retention_interval,
+            "store",
+            "retention_interval",
+            settings.retention_interval,
+        ) {
+            settings.retention_interval = d.max(Duration::from_secs(1));
+        }
+        settings
     }
 
     fn deserialize<T: for<'de> Deserialize<'de>>(
@@ -210,6 +259,9 @@ impl Checker<'_> {
             dir,
             data_dir,
             drain_timeout,
+            store: StoreSettings::default(),
+            admin: None,
+            log: LogSettings::default(),
             lookups,
             hooks,
             items: checked,
@@ -502,15 +554,20 @@ impl Checker<'_> {
         match ty.get_ref().as_str() {
             "mllp-in" => {
                 let ack_mode = match t.ack_mode.as_ref().map(|m| (m.get_ref().as_str(), m.span())) {
-                    None | Some(("accept", _)) => AckMode::Accept,
+                    // "accept" is the old name of "commit", kept as a deprecated alias
+                    None | Some(("commit" | "accept", _)) => AckMode::Commit,
                     Some(("application", _)) => AckMode::Application,
+                    Some(("immediate", _)) => AckMode::Immediate,
+                    Some(("never", _)) => AckMode::Never,
                     Some((other, span)) => {
                         self.err(
                             Some(span),
                             format!("{f}.ack_mode"),
-                            format!("unknown ack mode {other:?}, expected \"accept\" or \"application\""),
+                            format!(
+                                "unknown ack mode {other:?}, expected \"commit\", \"application\", \"immediate\" or \"never\""
+                            ),
                         );
-                        AckMode::Accept
+                        AckMode::Commit
                     }
                 };
                 let max_connections = match &t.max_connections {
@@ -1090,6 +1147,38 @@ limits = { memory = "64MiB", deadline = "5s" }
             p.hook("audit").unwrap().plugin.reference,
             PluginRef::File("hooks/audit.wasm".into())
         );
+    }
+
+    #[test]
+    fn store_section_and_ack_modes() {
+        let p = check(GOOD).unwrap();
+        assert_eq!(p.store, StoreSettings::default());
+        assert_eq!(p.store.backend, StoreBackend::Sqlite);
+        let text =
+            format!("{GOOD}\n[store]\nbackend = \"none\"\ndedup_window = \"1h\"\nretention = \"7days\"\n");
+        let p = check(&text).unwrap();
+        assert_eq!(p.store.backend, StoreBackend::None);
+        assert_eq!(p.store.dedup_window, Duration::from_secs(3600));
+        assert_eq!(p.store.retention, Some(Duration::from_secs(7 * 24 * 3600)));
+
+        let with_mode =
+            |mode: &str| GOOD.replace("ack_mode = \"application\"", &format!("ack_mode = \"{mode}\""));
+        let mode_of = |text: &str| match &check(text).unwrap().item("in").unwrap().adapter {
+            Some(AdapterConfig::MllpIn(m)) => m.ack_mode,
+            other => panic!("{other:?}"),
+        };
+        assert_eq!(mode_of(&with_mode("commit")), AckMode::Commit);
+        assert_eq!(mode_of(&with_mode("accept")), AckMode::Commit);
+        assert_eq!(mode_of(&with_mode("immediate")), AckMode::Immediate);
+        assert_eq!(mode_of(&with_mode("never")), AckMode::Never);
+        let errors = messages(&with_mode("later"));
+        assert!(errors[0].contains("items[in].adapter.ack_mode"), "{errors:?}");
+        assert!(errors[0].contains("expected \"commit\""), "{errors:?}");
+        let text = format!("{GOOD}\n[store]\nbackend = \"postgres\"\n");
+        let errors = messages(&text);
+        assert!(errors[0].contains("store.backend"), "{errors:?}");
+        let line = text[..text.find("backend = ").unwrap()].matches('\n').count() + 1;
+        assert!(errors[0].contains(&format!(":{line}:")), "{errors:?}");
     }
 
     #[test]

@@ -17,6 +17,12 @@ pub struct Production {
     pub data_dir: PathBuf,
     /// How long a stop waits for in-flight messages.
     pub drain_timeout: Duration,
+    /// The durable message store.
+    pub store: StoreSettings,
+    /// The admin API (`[admin]`); `None`: not served unless `hie run --admin` asks.
+    pub admin: Option<AdminSettings>,
+    /// Log levels (`[log]`).
+    pub log: LogSettings,
     /// Lookup tables: table name → key → value.
     pub lookups: BTreeMap<String, BTreeMap<String, String>>,
     /// Message hooks that items may attach.
@@ -35,6 +41,61 @@ impl Production {
     pub fn hook(&self, name: &str) -> Option<&HookConfig> {
         self.hooks.iter().find(|h| h.name == name)
     }
+}
+
+/// Where messages are persisted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StoreBackend {
+    /// Embedded SQLite in the data directory (durable; the default).
+    Sqlite,
+    /// Nothing is persisted: a crash loses queued messages (benchmarks, tests).
+    None,
+}
+
+/// `[store]` settings.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StoreSettings {
+    /// Backend.
+    pub backend: StoreBackend,
+    /// De-duplication window of upstream (MSH-3, MSH-4, MSH-10).
+    pub dedup_window: Duration,
+    /// Background purge of finished messages older than this; `None`: keep them.
+    pub retention: Option<Duration>,
+    /// How often the background purge runs.
+    pub retention_interval: Duration,
+}
+
+impl Default for StoreSettings {
+    fn default() -> Self {
+        StoreSettings {
+            backend: StoreBackend::Sqlite,
+            dedup_window: Duration::from_secs(24 * 3600),
+            retention: None,
+            retention_interval: Duration::from_secs(3600),
+        }
+    }
+}
+
+/// `[admin]` settings.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AdminSettings {
+    /// Address to listen on (loopback by default).
+    pub listen: std::net::SocketAddr,
+    /// File holding the bearer token, resolved against the production directory.
+    pub token_file: Option<PathBuf>,
+    /// Environment variable holding the bearer token.
+    pub token_env: Option<String>,
+    /// PEM certificate chain and key, to serve HTTPS.
+    pub tls: Option<(PathBuf, PathBuf)>,
+}
+
+/// `[log]` settings.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct LogSettings {
+    /// Level of the whole production, if set.
+    pub level: Option<String>,
+    /// Level per item name.
+    pub items: BTreeMap<String, String>,
 }
 
 /// Where in the production file something was written.
@@ -201,10 +262,15 @@ impl AdapterConfig {
 /// When an inbound MLLP message is acknowledged.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum AckMode {
-    /// `AA` as soon as the message is in the service's queue (`AR` if the queue refuses it).
-    Accept,
-    /// After the first process (or operation) handled it: `AA` on success, `AE` on failure.
+    /// `AA` once the message is committed to the store (`AR` if it cannot be stored or
+    /// the queue refuses it). The default; `accept` is a deprecated alias.
+    Commit,
+    /// Stored first, then `AA`/`AE`/`AR` after the first process (or operation) handled it.
     Application,
+    /// `AA` before the message is stored: a crash can lose ACKed messages. Unsafe.
+    Immediate,
+    /// Stored, and no ACK is sent at all.
+    Never,
 }
 
 /// `mllp-in` settings.

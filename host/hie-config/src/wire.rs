@@ -20,6 +20,20 @@ pub struct ProductionTable {
     pub drain_timeout: Option<Spanned<String>>,
 }
 
+/// `[store]`: the durable message store.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StoreTable {
+    /// `sqlite` (the default: durable, in `data_dir`) or `none` (nothing persisted).
+    pub backend: Option<Spanned<String>>,
+    /// How long an upstream (MSH-3, MSH-4, MSH-10) is remembered for de-duplication.
+    pub dedup_window: Option<Spanned<String>>,
+    /// Purge finished messages older than this in the background (absent: keep them).
+    pub retention: Option<Spanned<String>>,
+    /// How often the background purge runs.
+    pub retention_interval: Option<Spanned<String>>,
+}
+
 /// A `[[hooks]]` entry.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -113,7 +127,9 @@ pub struct AdapterTable {
     pub host: Option<Spanned<String>>,
     /// Listen or connect port.
     pub port: Option<Spanned<i64>>,
-    /// `mllp-in`: `accept` (ACK once queued) or `application` (ACK after the route).
+    /// `mllp-in`: `commit` (ACK once stored, the default), `application` (ACK after the
+    /// route), `immediate` (ACK before storing; unsafe) or `never`; `accept` is a
+    /// deprecated alias of `commit`.
     pub ack_mode: Option<Spanned<String>>,
     /// `mllp-in`: most connections at once.
     pub max_connections: Option<Spanned<i64>>,
@@ -188,7 +204,8 @@ pub struct RestartTable {
     /// past the intensity limit the item is failed) or `always` (restart with
     /// backoff, past the limit at `max_backoff` with an alert; never failed).
     pub policy: Option<Spanned<String>>,
-    /// Most restarts within `within` before the item is marked failed.
+    /// Most restarts within `within` before the item is marked failed (`on-failure`)
+    /// or restarts slow to `max_backoff` with an alert (`always`).
     pub max_restarts: Option<Spanned<i64>>,
     /// The restart-intensity window.
     pub within: Option<Spanned<String>>,
@@ -244,4 +261,31 @@ pub struct GrantsTable {
     /// Environment variables the plugin may read.
     #[serde(default)]
     pub env: Vec<Spanned<String>>,
+}
+
+/// `[admin]`: the HTTP admin API.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AdminTable {
+    /// Address and port, default `127.0.0.1:9090`.
+    pub listen: Option<Spanned<String>>,
+    /// File holding the bearer token (relative to the production file).
+    pub token_file: Option<Spanned<String>>,
+    /// Environment variable holding the bearer token.
+    pub token_env: Option<Spanned<String>>,
+    /// PEM certificate chain, to serve HTTPS.
+    pub tls_cert: Option<Spanned<String>>,
+    /// PEM private key of `tls_cert`.
+    pub tls_key: Option<Spanned<String>>,
+}
+
+/// `[log]`: log levels.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LogTable {
+    /// Level of the whole production (`RUST_LOG` wins when set).
+    pub level: Option<Spanned<String>>,
+    /// `[log.items]`: item name → level of that item's log lines.
+    #[serde(default)]
+    pub items: BTreeMap<String, Spanned<String>>,
 }

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use hie_config::{ItemConfig, ItemKind, Overflow, Production, QueueKind, RestartPolicy};
 use hie_core::{Envelope, Failure, HostApi, LogLevel, MessageId, now_ms};
-use parking_lot::Mutex;
+use parking_lot::{Mutex, RwLock};
 use tokio::runtime::Handle;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -37,6 +37,33 @@ pub enum ItemState {
     Failed,
     /// The production is stopping.
     Stopping,
+    /// Workers stopped by an operator (`stop`); the queue keeps and accepts
+    /// messages up to capacity until `start`.
+    Stopped,
+}
+
+impl ItemState {
+    /// Every state, for metrics.
+    pub const ALL: [ItemState; 6] = [
+        ItemState::Running,
+        ItemState::Paused,
+        ItemState::Disabled,
+        ItemState::Failed,
+        ItemState::Stopping,
+        ItemState::Stopped,
+    ];
+
+    /// The state as a lowercase word (admin API, metrics labels).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ItemState::Running => "running",
+            ItemState::Paused => "paused",
+            ItemState::Disabled => "disabled",
+            ItemState::Failed => "failed",
+            ItemState::Stopping => "stopping",
+            ItemState::Stopped => "stopped",
+        }
+    }
 }
 
 /// An item's state and queue counters.
@@ -50,6 +77,10 @@ pub struct ItemStatus {
     pub queue: QueueStats,
     /// Worker restarts so far.
     pub restarts: u64,
+    /// Plugin versions: current, previous, canary, per worker.
+    pub versions: crate::reload::VersionStatus,
+    /// Worker processes (multi_process items; empty otherwise): pid, state, restarts, in-flight.
+    pub workers: Vec<crate::process::WorkerStatus>,
 }
 
 /// One item at run time.
@@ -62,11 +93,43 @@ pub(crate) struct ItemRuntime {
     restart_times: Mutex<VecDeque<Instant>>,
     restarts_total: Mutex<u64>,
     workers: Mutex<Vec<WorkerJoin>>,
+    /// Plugin versions: current, previous, canary (hot reload).
+    pub versions: crate::reload::PluginVersions,
 }
 
 impl ItemRuntime {
+    /// An item built from its config, not started yet (start-up and config reload).
+    pub(crate) fn new(
+        config: &ItemConfig,
+        runtime: &Handle,
+        production_file: &std::path::Path,
+    ) -> Result<ItemRuntime, EngineError> {
+        let executor = Executor::for_item(config, runtime)?;
+        let outbound = OutboundSpec::for_item(config, production_file)?;
+        let state = if config.enabled {
+            ItemState::Running
+        } else {
+            ItemState::Disabled
+        };
+        let item = ItemRuntime {
+            queue: ItemQueue::new(&config.queue.kind, config.queue.capacity),
+            config: config.clone(),
+            executor,
+            outbound,
+            state: Mutex::new(state),
+            restart_times: Mutex::new(VecDeque::new()),
+            restarts_total: Mutex::new(0),
+            workers: Mutex::new(Vec::new()),
+            versions: crate::reload::PluginVersions::default(),
+        };
+        if !config.enabled {
+            item.queue.close();
+        }
+        Ok(item)
+    }
+
     /// The key of `msg` in this item's keyed queue.
-    fn key_of(&self, msg: &Envelope) -> Option<String> {
+    pub(crate) fn key_of(&self, msg: &Envelope) -> Option<String> {
         let QueueKind::Keyed { key } = &self.config.queue.kind else {
             return None;
         };
@@ -79,7 +142,7 @@ impl ItemRuntime {
     pub fn is_accepting(&self) -> bool {
         matches!(
             *self.state.lock(),
-            ItemState::Running | ItemState::Paused | ItemState::Failed
+            ItemState::Running | ItemState::Paused | ItemState::Failed | ItemState::Stopped
         )
     }
 
@@ -98,19 +161,42 @@ pub(crate) struct SendError {
     pub message: Option<Box<Envelope>>,
 }
 
-/// What workers and adapters share.
+/// What workers and adapters share. Items and the production are swapped as a
+/// whole by a config reload (`reload.rs`); readers take a snapshot.
 pub(crate) struct Shared {
-    pub production: Production,
-    pub items: HashMap<String, Arc<ItemRuntime>>,
+    production: RwLock<Arc<Production>>,
+    items: RwLock<HashMap<String, Arc<ItemRuntime>>>,
     pub dead_letters: DeadLetterQueue,
+    /// The durable store; `None` with `[store] backend = "none"` (`persist.rs`).
+    pub store: Option<Arc<crate::persist::Persist>>,
+    /// Prometheus metrics (`metrics.rs`).
+    pub metrics: Arc<crate::metrics::EngineMetrics>,
     pub factory: Arc<dyn PluginFactory>,
     pub runtime: Handle,
     pub host: Arc<EngineHost>,
+    /// Worker processes of multi_process items.
+    pub processes: Arc<crate::process::ProcessPools>,
 }
 
 impl Shared {
-    pub fn item(&self, name: &str) -> Option<&Arc<ItemRuntime>> {
-        self.items.get(name)
+    pub fn item(&self, name: &str) -> Option<Arc<ItemRuntime>> {
+        self.items.read().get(name).cloned()
+    }
+
+    /// Every item, in no particular order.
+    pub fn all_items(&self) -> Vec<Arc<ItemRuntime>> {
+        self.items.read().values().cloned().collect()
+    }
+
+    /// The running production (as last started or reloaded).
+    pub fn production(&self) -> Arc<Production> {
+        Arc::clone(&self.production.read())
+    }
+
+    /// Install a reloaded production and its item set (config reload).
+    pub fn replace(&self, production: Arc<Production>, items: HashMap<String, Arc<ItemRuntime>>) {
+        *self.items.write() = items;
+        *self.production.write() = production;
     }
 
     /// Queue `delivery` for `target` from a thread, honouring the target's overflow.
@@ -125,7 +211,7 @@ impl Shared {
             Overflow::Block => item.queue.push_blocking(delivery, key, wait),
             Overflow::Reject | Overflow::DeadLetter => item.queue.try_push(delivery, key),
         };
-        self.after_push(item, pushed)
+        self.after_push(&item, pushed)
     }
 
     /// Queue `delivery` for `target` from an async task (inbound adapters): a full
@@ -140,11 +226,11 @@ impl Shared {
             Overflow::Block => item.queue.push_async(delivery, key).await,
             Overflow::Reject | Overflow::DeadLetter => item.queue.try_push(delivery, key),
         };
-        self.after_push(item, pushed)
+        self.after_push(&item, pushed)
     }
 
-    fn accepting(&self, target: &str) -> Result<&Arc<ItemRuntime>, Failure> {
-        let Some(item) = self.items.get(target) else {
+    fn accepting(&self, target: &str) -> Result<Arc<ItemRuntime>, Failure> {
+        let Some(item) = self.item(target) else {
             return Err(Failure::permanent(
                 outward::UNKNOWN_TARGET,
                 format!("no item named {target:?}"),
@@ -223,24 +309,23 @@ impl Shared {
                 let _ = tx.send(reply);
             }
             ReplyTo::Async { item, correlation_id } => {
+                if REQUESTING.with(|r| r.borrow().as_deref() == Some(correlation_id.as_str())) {
+                    // refused while `send-request-async` queues it: that call returns
+                    // the failure, so `on-reply` does not get it too
+                    self.host.take_pending(&correlation_id);
+                    return;
+                }
+                if !self.host.take_pending(&correlation_id) {
+                    // its timeout already went to the requester's on-reply
+                    tracing::warn!(item = %item, correlation_id = %correlation_id, ok = result.is_ok(), "late reply dropped: the async request had timed out");
+                    return;
+                }
                 let reply = result.and_then(|r| {
                     r.ok_or_else(|| {
                         Failure::permanent(outward::NO_REPLY, "the target finished without a reply")
                     })
                 });
-                let Some(requester) = self.items.get(&item) else {
-                    return;
-                };
-                let delivery = Delivery {
-                    work: Work::Reply {
-                        correlation_id: correlation_id.clone(),
-                        result: reply,
-                    },
-                    reply_to: ReplyTo::Nobody,
-                };
-                if requester.queue.push_force(delivery, None).is_err() {
-                    tracing::warn!(item = %item, correlation_id = %correlation_id, "reply dropped: requester is stopped");
-                }
+                self.reply_to_requester(&item, correlation_id, reply);
             }
             ReplyTo::Inbound(w) => w.resolve(match result {
                 Ok(Some(reply)) => InboundResult::Replied(reply.body),
@@ -250,8 +335,31 @@ impl Shared {
         }
     }
 
+    /// Queue the result of an async request for the `on-reply` of `item`.
+    fn reply_to_requester(&self, item: &str, correlation_id: String, result: Result<Envelope, Failure>) {
+        let Some(requester) = self.item(item) else {
+            tracing::warn!(item = %item, correlation_id = %correlation_id, "reply dropped: the requester no longer exists");
+            return;
+        };
+        let delivery = Delivery {
+            work: Work::Reply {
+                correlation_id: correlation_id.clone(),
+                result,
+            },
+            reply_to: ReplyTo::Nobody,
+        };
+        if requester.queue.push_force(delivery, None).is_err() {
+            tracing::warn!(item = %item, correlation_id = %correlation_id, "reply dropped: requester is stopped");
+        }
+    }
+
     /// Count a worker failure against the item's restart policy. `Some(backoff)`:
     /// restart after waiting that long; `None`: the item is now failed.
+    ///
+    /// `on-failure` restarts with exponential backoff until more than
+    /// `max_restarts` happen within `within`; then the item is failed. `always`
+    /// never fails the item: past the intensity limit it logs an alert and keeps
+    /// restarting at `max_backoff`. `never` fails the item at once.
     pub fn restart_decision(&self, item: &ItemRuntime, reason: &str) -> Option<Duration> {
         let policy = item.config.restart;
         let name = &item.config.name;
@@ -268,14 +376,25 @@ impl Shared {
             times.pop_front();
         }
         if times.len() >= policy.max_restarts as usize {
+            if policy.policy != RestartPolicy::Always {
+                drop(times);
+                self.mark_failed(item, reason);
+                return None;
+            }
+            times.pop_front();
+            times.push_back(now);
             drop(times);
-            self.mark_failed(item, reason);
-            return None;
+            *item.restarts_total.lock() += 1;
+            self.metrics.item(name).restarted();
+            let backoff = policy.max_backoff;
+            tracing::error!(item = %name, reason, max_restarts = policy.max_restarts, within_ms = policy.within.as_millis() as u64, backoff_ms = backoff.as_millis() as u64, "restart intensity exceeded; worker restarting anyway (policy always)");
+            return Some(backoff);
         }
         times.push_back(now);
         let n = times.len() as u32;
         drop(times);
         *item.restarts_total.lock() += 1;
+        self.metrics.item(name).restarted();
         let backoff = policy
             .backoff
             .saturating_mul(2u32.saturating_pow(n.saturating_sub(1)))
@@ -296,12 +415,38 @@ impl Shared {
     }
 }
 
+thread_local! {
+    /// The correlation id of the async request this thread is queueing right now.
+    static REQUESTING: std::cell::RefCell<Option<String>> = const { std::cell::RefCell::new(None) };
+}
+
 /// The engine's implementation of the plugin host imports.
 pub(crate) struct EngineHost {
     shared: Weak<Shared>,
+    /// Async requests waiting for their reply: correlation id → its timeout timer.
+    pending: Mutex<HashMap<String, tokio::task::AbortHandle>>,
 }
 
 impl EngineHost {
+    pub(crate) fn new(shared: Weak<Shared>) -> Self {
+        EngineHost {
+            shared,
+            pending: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// Claim the right to answer async request `correlation_id` (the reply or its
+    /// timeout, whichever comes first); false if it was already answered.
+    fn take_pending(&self, correlation_id: &str) -> bool {
+        match self.pending.lock().remove(correlation_id) {
+            Some(timer) => {
+                timer.abort();
+                true
+            }
+            None => false,
+        }
+    }
+
     fn shared(&self) -> Result<Arc<Shared>, Failure> {
         self.shared
             .upgrade()
@@ -333,14 +478,14 @@ impl HostApi for EngineHost {
 
     fn lookup(&self, table: &str, key: &str) -> Option<String> {
         let shared = self.shared.upgrade()?;
-        shared.production.lookups.get(table)?.get(key).cloned()
+        shared.production().lookups.get(table)?.get(key).cloned()
     }
 
     fn send(&self, from: &str, target: &str, msg: Envelope) -> Result<(), Failure> {
         let shared = self.shared()?;
         let msg = Self::outgoing(from, target, msg);
         shared
-            .deliver(target, Delivery::message(msg), None)
+            .deliver_new(target, Delivery::message(msg), None)
             .map_err(|e| e.failure)
     }
 
@@ -370,7 +515,7 @@ impl HostApi for EngineHost {
         };
         tracing::debug!(item = from, target, correlation_id = %correlation_id, "request sent");
         shared
-            .deliver(target, delivery, Some(timeout))
+            .deliver_new(target, delivery, Some(timeout))
             .map_err(|e| e.failure)?;
         drop(shared);
         let left = deadline.saturating_duration_since(Instant::now());
@@ -388,15 +533,49 @@ impl HostApi for EngineHost {
         let mut msg = Self::outgoing(from, target, msg);
         let correlation_id = uuid::Uuid::now_v7();
         msg.correlation_id = Some(correlation_id);
+        let cid = correlation_id.to_string();
+        let timeout = shared
+            .item(from)
+            .map_or(hie_config::DEFAULT_REQUEST_TIMEOUT, |i| i.config.request_timeout);
+        // Registered before the request is queued: a fast reply must find it.
+        {
+            let weak = self.shared.clone();
+            let (from, target, key) = (from.to_string(), target.to_string(), cid.clone());
+            let mut pending = self.pending.lock();
+            let timer = shared.runtime.spawn(async move {
+                let cid = key;
+                tokio::time::sleep(timeout).await;
+                let Some(shared) = weak.upgrade() else {
+                    return;
+                };
+                if shared.host.pending.lock().remove(&cid).is_none() {
+                    return;
+                }
+                tracing::warn!(item = %from, target = %target, correlation_id = %cid, timeout_ms = timeout.as_millis() as u64, "async request timed out");
+                let failure = Failure::transient(
+                    outward::TIMEOUT,
+                    format!("no reply from {target} within {} ms", timeout.as_millis()),
+                );
+                shared.reply_to_requester(&from, cid, Err(failure));
+            });
+            pending.insert(cid.clone(), timer.abort_handle());
+        }
         let delivery = Delivery {
             work: Work::Message(msg),
             reply_to: ReplyTo::Async {
                 item: from.to_string(),
-                correlation_id: correlation_id.to_string(),
+                correlation_id: cid.clone(),
             },
         };
-        shared.deliver(target, delivery, None).map_err(|e| e.failure)?;
-        Ok(correlation_id.to_string())
+        REQUESTING.with(|r| *r.borrow_mut() = Some(cid.clone()));
+        let queued = shared.deliver_new(target, delivery, None);
+        REQUESTING.with(|r| *r.borrow_mut() = None);
+        if let Err(e) = queued {
+            // refused at once: the caller gets the failure; no timer is left behind
+            self.take_pending(&cid);
+            return Err(e.failure);
+        }
+        Ok(cid)
     }
 
     fn counter_add(&self, item: &str, name: &str, value: u64) {
@@ -413,13 +592,16 @@ pub struct Engine {
     shared: Arc<Shared>,
     shutdown: CancellationToken,
     inbound: TaskTracker,
-    listeners: HashMap<String, SocketAddr>,
+    /// Inbound adapters by service: bound address (0.0.0.0:0 for a poller) and its stop token.
+    listeners: Mutex<HashMap<String, (SocketAddr, CancellationToken)>>,
+    /// One plugin or config reload at a time.
+    pub(crate) reload: tokio::sync::Mutex<()>,
 }
 
 impl std::fmt::Debug for Engine {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Engine")
-            .field("production", &self.shared.production.name)
+            .field("production", &self.shared.production().name)
             .finish_non_exhaustive()
     }
 }
@@ -443,11 +625,11 @@ pub fn preflight(production: &Production) -> Vec<EngineError> {
             && let Err(e) = Executor::for_item(item, rt)
         {
             errors.push(e);
-        } else if runtime.is_none() && matches!(item.execution, hie_config::Execution::MultiProcess { .. }) {
-            errors.push(EngineError::Unsupported {
-                item: item.name.clone(),
-                what: "execution mode \"multi_process\"".into(),
-            });
+        }
+        if matches!(item.execution, hie_config::Execution::MultiProcess { .. })
+            && let Err(e) = crate::process::ProcessSettings::of(item, &production.file)
+        {
+            errors.push(e);
         }
         if let Err(e) = OutboundSpec::for_item(item, &production.file) {
             errors.push(e);
@@ -464,76 +646,91 @@ impl Engine {
         factory: Arc<dyn PluginFactory>,
     ) -> Result<Engine, EngineError> {
         let runtime = Handle::try_current().map_err(|_| EngineError::NoRuntime)?;
+        let processes = crate::process::ProcessPools::new(production.file.clone());
+        let factory: Arc<dyn PluginFactory> = Arc::new(crate::process::ProcessFactory::new(
+            factory,
+            Arc::clone(&processes),
+        ));
+        let store = crate::persist::Persist::open(&production)?.map(Arc::new);
         let mut items = HashMap::new();
         for config in &production.items {
-            let executor = Executor::for_item(config, &runtime)?;
-            let outbound = OutboundSpec::for_item(config, &production.file)?;
-            let state = if config.enabled {
-                ItemState::Running
-            } else {
-                ItemState::Disabled
-            };
-            let item = ItemRuntime {
-                queue: ItemQueue::new(&config.queue.kind, config.queue.capacity),
-                config: config.clone(),
-                executor,
-                outbound,
-                state: Mutex::new(state),
-                restart_times: Mutex::new(VecDeque::new()),
-                restarts_total: Mutex::new(0),
-                workers: Mutex::new(Vec::new()),
-            };
-            if !config.enabled {
-                item.queue.close();
-            }
+            let item = ItemRuntime::new(config, &runtime, &production.file)?;
+            item.versions.init(factory.as_ref(), config);
             items.insert(config.name.clone(), Arc::new(item));
         }
         let shared = Arc::new_cyclic(|weak| Shared {
-            production,
-            items,
-            dead_letters: DeadLetterQueue::default(),
+            production: RwLock::new(Arc::new(production)),
+            items: RwLock::new(items),
+            dead_letters: DeadLetterQueue::with_store(store.clone()),
+            store,
+            metrics: Arc::default(),
             factory,
             runtime: runtime.clone(),
-            host: Arc::new(EngineHost { shared: weak.clone() }),
+            host: Arc::new(EngineHost::new(weak.clone())),
+            processes,
         });
-        let mut order: Vec<&Arc<ItemRuntime>> = shared.items.values().collect();
+        shared.processes.attach(Arc::downgrade(&shared));
+        crate::persist::requeue_recovered(&shared).await?;
+        let mut order = shared.all_items();
         order.sort_by_key(|i| (start_rank(i.config.kind), i.config.location.line));
         for item in &order {
             if item.config.enabled {
                 start_workers(&shared, item)?;
             }
         }
-        let mut engine = Engine {
+        let engine = Engine {
             shared: Arc::clone(&shared),
             shutdown: CancellationToken::new(),
             inbound: TaskTracker::new(),
-            listeners: HashMap::new(),
+            listeners: Mutex::new(HashMap::new()),
+            reload: tokio::sync::Mutex::new(()),
         };
-        for item in order {
-            match &item.config.adapter {
-                Some(hie_config::AdapterConfig::MllpIn(cfg)) if item.config.enabled => {
-                    let addr =
-                        mllp_in::start(&shared, item, cfg, &engine.inbound, engine.shutdown.clone()).await?;
-                    engine.listeners.insert(item.config.name.clone(), addr);
-                }
-                Some(hie_config::AdapterConfig::FileIn(cfg)) if item.config.enabled => {
-                    file_in::start(&shared, item, cfg, &engine.inbound, engine.shutdown.clone())?;
-                }
-                _ => {}
-            }
+        for item in &order {
+            engine.start_inbound(item).await?;
         }
-        tracing::info!(production = %shared.production.name, items = shared.items.len(), "production started");
+        tracing::info!(production = %shared.production().name, items = order.len(), "production started");
         Ok(engine)
     }
 
+    /// Start the inbound adapter of a service (listener or poller), stopped by
+    /// the engine's shutdown or by [`Engine::stop_inbound`].
+    pub(crate) async fn start_inbound(&self, item: &Arc<ItemRuntime>) -> Result<(), EngineError> {
+        let shared = &self.shared;
+        let stop = self.shutdown.child_token();
+        match &item.config.adapter {
+            Some(hie_config::AdapterConfig::MllpIn(cfg)) if item.config.enabled => {
+                let addr = mllp_in::start(shared, item, cfg, &self.inbound, stop.clone()).await?;
+                self.listeners
+                    .lock()
+                    .insert(item.config.name.clone(), (addr, stop));
+            }
+            Some(hie_config::AdapterConfig::FileIn(cfg)) if item.config.enabled => {
+                file_in::start(shared, item, cfg, &self.inbound, stop.clone())?;
+                self.listeners.lock().insert(
+                    item.config.name.clone(),
+                    (SocketAddr::from(([0, 0, 0, 0], 0)), stop),
+                );
+            }
+            _ => {}
+        }
+        Ok(())
+    }
+
+    /// Stop the inbound adapter of a service (config reload removed or changed it).
+    pub(crate) fn stop_inbound(&self, item: &str) {
+        if let Some((_, stop)) = self.listeners.lock().remove(item) {
+            stop.cancel();
+        }
+    }
+
     /// The production's name.
-    pub fn name(&self) -> &str {
-        &self.shared.production.name
+    pub fn name(&self) -> String {
+        self.shared.production().name.clone()
     }
 
     /// The address an `mllp-in` item listens on.
     pub fn listener_addr(&self, item: &str) -> Option<SocketAddr> {
-        self.listeners.get(item).copied()
+        self.listeners.lock().get(item).map(|(addr, _)| *addr)
     }
 
     /// The host imports as plugins see them (for tools and tests).
@@ -544,7 +741,7 @@ impl Engine {
     /// Send `msg` to `target` as if an item had (fire and forget).
     pub fn send(&self, target: &str, msg: Envelope) -> Result<(), Failure> {
         self.shared
-            .deliver(target, Delivery::message(msg), Some(Duration::from_secs(30)))
+            .deliver_new(target, Delivery::message(msg), Some(Duration::from_secs(30)))
             .map_err(|e| e.failure)
     }
 
@@ -552,9 +749,9 @@ impl Engine {
     pub fn status(&self) -> Vec<ItemStatus> {
         let mut all: Vec<(usize, ItemStatus)> = self
             .shared
-            .items
-            .values()
-            .map(|i| (i.config.location.line, status_of(i)))
+            .all_items()
+            .iter()
+            .map(|i| (i.config.location.line, status_of(i, &self.shared.processes)))
             .collect();
         all.sort_by_key(|(line, _)| *line);
         all.into_iter().map(|(_, s)| s).collect()
@@ -562,14 +759,18 @@ impl Engine {
 
     /// One item's status.
     pub fn item_status(&self, item: &str) -> Result<ItemStatus, EngineError> {
-        Ok(status_of(self.item(item)?))
+        let item = self.item(item)?;
+        Ok(status_of(&item, &self.shared.processes))
     }
 
-    fn item(&self, name: &str) -> Result<&Arc<ItemRuntime>, EngineError> {
+    pub(crate) fn item(&self, name: &str) -> Result<Arc<ItemRuntime>, EngineError> {
         self.shared
-            .items
-            .get(name)
+            .item(name)
             .ok_or_else(|| EngineError::UnknownItem(name.to_string()))
+    }
+
+    pub(crate) fn shared(&self) -> &Arc<Shared> {
+        &self.shared
     }
 
     /// Hold an item's workers back; its queue accepts up to capacity, then
@@ -601,7 +802,7 @@ impl Engine {
     /// Stop an item: its workers finish their message and end; what waits in its
     /// queue is dead-lettered; new messages to it are refused.
     pub async fn disable(&self, item: &str) -> Result<(), EngineError> {
-        let item = Arc::clone(self.item(item)?);
+        let item = self.item(item)?;
         item.set_state(ItemState::Disabled);
         item.queue.close();
         join_workers(&item).await;
@@ -627,14 +828,14 @@ impl Engine {
         item.restart_times.lock().clear();
         item.set_state(ItemState::Running);
         item.queue.next_epoch();
-        start_workers(&self.shared, item)?;
+        start_workers(&self.shared, &item)?;
         tracing::info!(item = %item.config.name, "item enabled");
         Ok(())
     }
 
     /// Replace an item's workers with fresh ones (new plugin instances); its queue is kept.
     pub async fn restart(&self, item: &str) -> Result<(), EngineError> {
-        let item = Arc::clone(self.item(item)?);
+        let item = self.item(item)?;
         item.queue.next_epoch();
         join_workers(&item).await;
         item.restart_times.lock().clear();
@@ -650,6 +851,84 @@ impl Engine {
         Ok(())
     }
 
+    /// Stop an item's workers (each finishes its current message); its queue
+    /// keeps what it holds and accepts up to capacity until [`Engine::start_item`].
+    pub async fn stop_item(&self, item: &str) -> Result<(), EngineError> {
+        let item = self.item(item)?;
+        {
+            let mut state = item.state.lock();
+            match *state {
+                ItemState::Disabled | ItemState::Stopped => return Ok(()),
+                ItemState::Stopping => {
+                    return Err(state_error(&item, "cannot stop: the production is stopping"));
+                }
+                ItemState::Running | ItemState::Paused | ItemState::Failed => *state = ItemState::Stopped,
+            }
+        }
+        item.queue.next_epoch();
+        join_workers(&item).await;
+        tracing::info!(item = %item.config.name, "item stopped");
+        Ok(())
+    }
+
+    /// Start a stopped (or failed) item's workers again with fresh plugin instances.
+    pub fn start_item(&self, item: &str) -> Result<(), EngineError> {
+        let item = self.item(item)?;
+        {
+            let mut state = item.state.lock();
+            match *state {
+                ItemState::Running | ItemState::Paused => return Ok(()),
+                ItemState::Disabled => {
+                    return Err(state_error(
+                        &item,
+                        "is disabled: enable it (enable also starts it)",
+                    ));
+                }
+                ItemState::Stopping => {
+                    return Err(state_error(&item, "cannot start: the production is stopping"));
+                }
+                ItemState::Stopped | ItemState::Failed => *state = ItemState::Running,
+            }
+        }
+        item.restart_times.lock().clear();
+        item.queue.resume();
+        item.queue.next_epoch();
+        start_workers(&self.shared, &item)?;
+        tracing::info!(item = %item.config.name, "item started");
+        Ok(())
+    }
+
+    /// The production as running now (after any config reload).
+    pub fn production(&self) -> Arc<Production> {
+        self.shared.production()
+    }
+
+    /// The production's metrics in the Prometheus text format.
+    pub fn metrics_text(&self) -> String {
+        self.shared.metrics.render(&self.status())
+    }
+
+    /// The production's metrics registry (to add collectors, record store commits).
+    pub fn metrics(&self) -> &crate::metrics::EngineMetrics {
+        &self.shared.metrics
+    }
+
+    /// Drop a dead-lettered message for good; false if there is no such letter (or
+    /// the store could not be read: logged).
+    pub fn discard(&self, id: MessageId) -> bool {
+        let gone = match self.shared.dead_letters.discard(id) {
+            Ok(gone) => gone,
+            Err(e) => {
+                tracing::warn!(message_id = %id, error = %e, "cannot discard a dead letter");
+                false
+            }
+        };
+        if gone {
+            tracing::info!(message_id = %id, "dead letter discarded");
+        }
+        gone
+    }
+
     /// The dead-letter queue, oldest first.
     pub fn dead_letters(&self) -> Vec<DeadLetter> {
         self.shared.dead_letters.list()
@@ -661,9 +940,12 @@ impl Engine {
             .shared
             .dead_letters
             .take(id)
+            .map_err(|e| Failure::transient("store", e.to_string()))?
             .ok_or_else(|| Failure::permanent("not-found", format!("no dead letter {id}")))?;
-        let mut msg = letter.message;
-        msg.attempt += 1;
+        let mut msg = letter.message.clone();
+        if self.shared.store.is_none() {
+            msg.attempt += 1; // a stored letter comes back with its next attempt already
+        }
         match self.shared.deliver(
             &letter.item,
             Delivery::message(msg.clone()),
@@ -685,14 +967,15 @@ impl Engine {
     /// drained in time.
     pub async fn stop(&self, drain_timeout: Duration) -> bool {
         let deadline = tokio::time::Instant::now() + drain_timeout;
-        tracing::info!(production = %self.shared.production.name, "production stopping");
+        let production = self.shared.production();
+        tracing::info!(production = %production.name, "production stopping");
         self.shutdown.cancel();
         self.inbound.close();
         let inbound_done = tokio::time::timeout_at(deadline, self.inbound.wait())
             .await
             .is_ok();
         let mut drained = inbound_done;
-        let mut order: Vec<&Arc<ItemRuntime>> = self.shared.items.values().collect();
+        let mut order = self.shared.all_items();
         order.sort_by_key(|i| {
             (
                 std::cmp::Reverse(start_rank(i.config.kind)),
@@ -711,31 +994,50 @@ impl Engine {
         for item in &order {
             join_workers(item).await;
         }
+        if let Some(store) = self.shared.store.clone() {
+            // hop marks are written without waiting; make them durable before exit
+            let flushed = tokio::task::spawn_blocking(move || store.store().flush()).await;
+            if let Ok(Err(e)) = flushed {
+                tracing::error!(error = %e, "store flush at stop failed; the next start re-runs the hops it lost");
+            }
+        }
         let left: usize = order.iter().map(|i| i.queue.stats().depth).sum();
         if drained && left == 0 {
-            tracing::info!(production = %self.shared.production.name, "production stopped");
+            tracing::info!(production = %production.name, "production stopped");
         } else {
-            tracing::warn!(production = %self.shared.production.name, left_in_queues = left, "production stopped before draining");
+            tracing::warn!(production = %production.name, left_in_queues = left, "production stopped before draining");
         }
         drained && left == 0
     }
 }
 
-fn status_of(item: &ItemRuntime) -> ItemStatus {
+fn status_of(item: &ItemRuntime, processes: &crate::process::ProcessPools) -> ItemStatus {
     ItemStatus {
         name: item.config.name.clone(),
         state: *item.state.lock(),
         queue: item.queue.stats(),
         restarts: *item.restarts_total.lock(),
+        versions: item.versions.status(),
+        workers: processes.status(&item.config.name),
+    }
+}
+
+fn state_error(item: &ItemRuntime, message: &str) -> EngineError {
+    EngineError::State {
+        item: item.config.name.clone(),
+        message: message.to_string(),
     }
 }
 
 /// Wait until the item's queue is empty and nothing is in flight, or the deadline.
-async fn wait_idle(item: &ItemRuntime, deadline: tokio::time::Instant) -> bool {
+pub(crate) async fn wait_idle(item: &ItemRuntime, deadline: tokio::time::Instant) -> bool {
     loop {
         let stats = item.queue.stats();
         let state = *item.state.lock();
-        let stuck = matches!(state, ItemState::Failed | ItemState::Disabled) || stats.paused;
+        let stuck = matches!(
+            state,
+            ItemState::Failed | ItemState::Disabled | ItemState::Stopped
+        ) || stats.paused;
         if stats.depth == 0 && stats.in_flight == 0 {
             return true;
         }
@@ -749,7 +1051,7 @@ async fn wait_idle(item: &ItemRuntime, deadline: tokio::time::Instant) -> bool {
     }
 }
 
-async fn join_workers(item: &ItemRuntime) {
+pub(crate) async fn join_workers(item: &ItemRuntime) {
     let workers: Vec<WorkerJoin> = std::mem::take(&mut *item.workers.lock());
     for w in workers {
         match w {
@@ -763,7 +1065,7 @@ async fn join_workers(item: &ItemRuntime) {
     }
 }
 
-fn start_workers(shared: &Arc<Shared>, item: &Arc<ItemRuntime>) -> Result<(), EngineError> {
+pub(crate) fn start_workers(shared: &Arc<Shared>, item: &Arc<ItemRuntime>) -> Result<(), EngineError> {
     let epoch = item.queue.epoch();
     let mut workers = item.workers.lock();
     workers.retain(|w| !w.is_finished());

@@ -28,6 +28,14 @@ pub enum EngineError {
     /// No item has this name.
     #[error("no item named {0:?}")]
     UnknownItem(String),
+    /// The item's state does not allow what was asked.
+    #[error("item {item} {message}")]
+    State {
+        /// The item.
+        item: String,
+        /// Why, and what to do instead.
+        message: String,
+    },
     /// A listener could not bind its address.
     #[error("item {item}: cannot listen on {addr}: {source}")]
     Bind {
@@ -54,6 +62,14 @@ pub enum EngineError {
         /// Why.
         source: std::io::Error,
     },
+    /// The message store refused or failed a request (see the store error for what to do).
+    #[error(transparent)]
+    Store(#[from] hie_store::StoreError),
+    /// The production runs without a store (`[store] backend = "none"`).
+    #[error(
+        "the production runs without a message store (backend \"none\"); set [store] backend = \"sqlite\" to keep messages"
+    )]
+    NoStore,
     /// The engine must run inside a tokio runtime.
     #[error("the engine must be started inside a tokio runtime")]
     NoRuntime,

@@ -14,9 +14,14 @@ mod engine;
 mod error;
 mod executor;
 mod hooks;
+pub mod messages;
+pub mod metrics;
 pub mod outward;
+mod persist;
 mod plugin;
+pub mod process;
 mod queue;
+mod reload;
 mod wasm;
 mod worker;
 
@@ -26,7 +31,13 @@ pub use engine::{Engine, ItemState, ItemStatus, preflight};
 pub use error::EngineError;
 pub use executor::{Executor, WorkerJoin};
 pub use hooks::{BeforeAction, ErrorAction, HookChain, MessageHook};
+pub use messages::{MessageDetail, PurgeReport, StoreStatus, field_filter};
+pub use persist::{FAULT_FILE_ENV, STORAGE_UNAVAILABLE};
 pub use plugin::{ItemInstance, OutboundAdapter, PassThrough, PluginFactory};
 pub use queue::{ItemQueue, Lease, PushError, QueueStats, Ticket};
+pub use reload::{
+    CanaryStatus, ConfigReload, ConfigReloadError, ItemReconfigured, PluginReload, PluginVersion,
+    ReloadError, VersionChange, VersionStatus, WorkerVersion, short,
+};
 pub use wasm::{WasmFactory, check_world, world_fits};
 pub use worker::{MessageContext, current_message};

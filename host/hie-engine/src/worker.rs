@@ -17,9 +17,11 @@ use crate::adapters::outbound::AdapterSend;
 use crate::delivery::{Delivery, ReplyTo, Work};
 use crate::engine::{ItemRuntime, ItemState, Shared};
 use crate::hooks::{BeforeAction, ErrorAction, HookChain};
+use crate::metrics::{Finish, ItemMetrics};
 use crate::outward;
+use crate::persist::describe;
 use crate::plugin::{ItemInstance, PassThrough};
-use crate::queue::Lease;
+use crate::queue::{Lease, PushError};
 
 /// The message a worker thread is processing, for host calls made during it.
 #[derive(Debug, Clone, Copy)]
@@ -68,7 +70,7 @@ pub(crate) fn run(shared: Arc<Shared>, item: Arc<ItemRuntime>, index: usize, epo
         if item.queue.epoch() != epoch || item.queue.is_closed() {
             return;
         }
-        let reason = match Worker::create(&shared, &item) {
+        let reason = match Worker::create(&shared, &item, index) {
             Ok(mut worker) => {
                 tracing::debug!(item = %name, worker = index, "worker started");
                 match worker.serve(epoch) {
@@ -114,29 +116,29 @@ struct Worker<'a> {
     item: &'a Arc<ItemRuntime>,
     instance: Box<dyn ItemInstance>,
     hooks: HookChain,
+    metrics: ItemMetrics,
 }
 
 impl<'a> Worker<'a> {
-    fn create(shared: &'a Arc<Shared>, item: &'a Arc<ItemRuntime>) -> Result<Self, String> {
+    fn create(shared: &'a Arc<Shared>, item: &'a Arc<ItemRuntime>, index: usize) -> Result<Self, String> {
         let config = &item.config;
         let host: Arc<dyn HostApi> = shared.host.clone();
         let adapter = item.outbound.as_ref().map(|o| o.open(&shared.runtime));
         let mut instance: Box<dyn ItemInstance> = match (&config.plugin, adapter) {
-            (Some(_), adapter) => shared
-                .factory
-                .item_instance(config, Arc::clone(&host), adapter)
+            // hot reload (reload.rs): the instance swaps plugin versions between messages
+            (Some(_), adapter) => crate::reload::instance(shared, item, index, Arc::clone(&host), adapter)
                 .map_err(|e| format!("cannot instantiate plugin: {e}"))?,
             (None, Some(adapter)) => Box::new(AdapterSend::new(adapter, &config.name)),
             (None, None) => Box::new(PassThrough),
         };
         let mut hooks = Vec::with_capacity(config.hooks.len());
         for name in &config.hooks {
-            let Some(hook) = shared.production.hook(name) else {
+            let Some(hook) = shared.production().hook(name).cloned() else {
                 return Err(format!("hook {name} is not defined"));
             };
             let h = shared
                 .factory
-                .hook_instance(hook, Arc::clone(&host))
+                .hook_instance(&hook, Arc::clone(&host))
                 .map_err(|e| format!("cannot instantiate hook {name}: {e}"))?;
             hooks.push(h);
         }
@@ -148,6 +150,7 @@ impl<'a> Worker<'a> {
             item,
             instance,
             hooks: HookChain::new(hooks),
+            metrics: shared.metrics.item(&config.name),
         })
     }
 
@@ -192,7 +195,8 @@ impl<'a> Worker<'a> {
         };
         match called {
             Ok(outcome) => {
-                self.route(&base, outcome, ReplyTo::Nobody);
+                // the reply itself is not stored: only what the route derives from it
+                self.route(&base, outcome, ReplyTo::Nobody, false);
                 None
             }
             Err(err) => {
@@ -215,6 +219,7 @@ impl<'a> Worker<'a> {
         .entered();
         // attempts in this delivery; a requeued message gets a fresh budget
         let mut tries = 1;
+        self.metrics.taken(msg.id, &msg.body);
         loop {
             let input = if self.hooks.is_empty() {
                 msg.clone()
@@ -223,20 +228,30 @@ impl<'a> Worker<'a> {
                     BeforeAction::Continue(m) => m,
                     BeforeAction::Skip(reason) => {
                         tracing::debug!(item = %name, message_id = %msg.id, reason = %reason, "message skipped by a hook");
+                        self.record_done(&msg, Some(&format!("skipped by a hook: {reason}")));
+                        self.metrics.finished(Finish::Out);
                         self.shared.resolve(reply_to, Ok(None));
                         return None;
                     }
                     BeforeAction::Reject(f) => {
                         tracing::info!(item = %name, message_id = %msg.id, code = %f.code, "message rejected by a hook");
+                        self.record_done(&msg, Some(&format!("rejected by a hook: {}", describe(&f))));
+                        self.metrics.finished(Finish::Failed);
                         self.shared.resolve(reply_to, Err(f));
                         return None;
                     }
                 }
             };
+            if let Some(store) = &self.shared.store {
+                store.in_flight(&msg, &name, None);
+            }
+            let started = Instant::now();
             let called = {
                 let _current = CurrentMessage::enter(&input);
                 self.instance.call(input.clone())
             };
+            self.metrics
+                .called(input.id, started.elapsed(), called.as_ref().err());
             let err = match called {
                 Ok(outcome) => {
                     let outcome = if self.hooks.is_empty() {
@@ -244,7 +259,8 @@ impl<'a> Worker<'a> {
                     } else {
                         self.hooks.after_process(&name, &input, outcome)
                     };
-                    self.route(&input, outcome, reply_to);
+                    self.route(&input, outcome, reply_to, true);
+                    self.metrics.finished(Finish::Out);
                     return None;
                 }
                 Err(err) => err,
@@ -263,6 +279,11 @@ impl<'a> Worker<'a> {
             let retry = self.item.config.retry;
             let wants_retry = match action {
                 ErrorAction::Suppress => {
+                    self.record_done(
+                        &msg,
+                        Some(&format!("error suppressed by a hook: {}", describe(&failure))),
+                    );
+                    self.metrics.finished(Finish::Failed);
                     self.shared.resolve(reply_to, Ok(None));
                     return fault;
                 }
@@ -275,13 +296,25 @@ impl<'a> Worker<'a> {
                     .backoff
                     .saturating_mul(2u32.saturating_pow(tries - 1))
                     .min(retry.max_backoff);
+                if let Some(store) = &self.shared.store {
+                    store.failed(&msg, &name, self.instance.version(), &failure);
+                }
                 if wait(self.item, epoch, backoff) {
                     tries += 1;
                     msg.attempt += 1;
                     continue;
                 }
+                if self.shared.store.is_some() {
+                    // stopping or restarting is no reason to give up on it: the store
+                    // keeps it open, and a restarted worker takes it again
+                    msg.attempt += 1;
+                    self.put_back(msg, reply_to, failure);
+                    self.metrics.finished(Finish::Failed);
+                    return fault;
+                }
             }
             self.dead_letter(input, failure, reply_to);
+            self.metrics.finished(Finish::Failed);
             return fault;
         }
     }
@@ -296,16 +329,51 @@ impl<'a> Worker<'a> {
         self.shared.resolve(reply_to, Err(failure));
     }
 
-    /// Deliver what the plugin decided.
-    fn route(&mut self, input: &Envelope, outcome: Outcome, reply_to: ReplyTo) {
+    /// Record in the store that `msg` is done at this item, with nothing derived.
+    fn record_done(&self, msg: &Envelope, note: Option<&str>) {
+        if let Some(store) = &self.shared.store {
+            store.done(msg, true, self.name(), self.instance.version(), note, &[]);
+        }
+    }
+
+    /// Queue a message whose retry was cut short (stop, restart) again at the back of
+    /// this item's queue; if the queue is closed it stays open in the store only.
+    fn put_back(&self, msg: Envelope, reply_to: ReplyTo, failure: Failure) {
+        let key = self.item.key_of(&msg);
+        let delivery = Delivery {
+            work: Work::Message(msg),
+            reply_to,
+        };
+        if let Err(PushError::Closed(d) | PushError::Full(d)) = self.item.queue.push_force(delivery, key) {
+            let Delivery { work, reply_to } = *d;
+            if let Work::Message(m) = &work {
+                tracing::info!(item = %self.name(), message_id = %m.id, "retry cut short by stop; the message stays open in the store for the next start");
+            }
+            self.shared.resolve(reply_to, Err(failure));
+        }
+    }
+
+    /// Deliver what the plugin decided. `stored`: `input` is a stored message queued
+    /// at this item (not the reply to an async request), so its hop is recorded.
+    fn route(&mut self, input: &Envelope, outcome: Outcome, reply_to: ReplyTo, stored: bool) {
+        let done = |w: &Self, note: Option<&str>| {
+            if stored {
+                w.record_done(input, note);
+            }
+        };
         match outcome {
-            Outcome::Done => self.shared.resolve(reply_to, Ok(None)),
+            Outcome::Done => {
+                done(self, None);
+                self.shared.resolve(reply_to, Ok(None))
+            }
             Outcome::Drop(reason) => {
                 tracing::debug!(item = %self.name(), message_id = %input.id, reason = %reason, "message dropped");
+                done(self, Some(&format!("dropped: {reason}")));
                 self.shared.resolve(reply_to, Ok(None));
             }
             Outcome::Reply(m) => {
                 let reply = self.stamp(m, input, "");
+                done(self, None);
                 self.shared.resolve(reply_to, Ok(Some(reply)));
             }
             Outcome::Pass(m) => {
@@ -315,16 +383,22 @@ impl<'a> Worker<'a> {
                     1 => vec![(targets[0].clone(), m)],
                     _ => targets.iter().map(|t| (t.clone(), m.clone())).collect(),
                 };
-                self.send_all(input, sends, reply_to);
+                self.send_all(input, sends, reply_to, stored);
             }
             Outcome::Forward(routes) => {
                 let sends = routes.into_iter().map(|r| (r.target, r.message)).collect();
-                self.send_all(input, sends, reply_to);
+                self.send_all(input, sends, reply_to, stored);
             }
         }
     }
 
-    fn send_all(&mut self, input: &Envelope, sends: Vec<(String, Envelope)>, reply_to: ReplyTo) {
+    fn send_all(
+        &mut self,
+        input: &Envelope,
+        sends: Vec<(String, Envelope)>,
+        reply_to: ReplyTo,
+        stored: bool,
+    ) {
         // A waiting requester follows the (first) message on, so whoever finally
         // replies answers it; an inbound sender in application mode is answered
         // by the first process or operation that handled the message.
@@ -336,6 +410,7 @@ impl<'a> Worker<'a> {
         let mut waiting = Some(reply_to);
         let mut first_failure = None;
         let name = self.item.config.name.clone();
+        let mut out = Vec::with_capacity(sends.len());
         for (target, m) in sends {
             let m = self.stamp(m, input, &target);
             let m = if self.hooks.is_empty() {
@@ -351,6 +426,14 @@ impl<'a> Worker<'a> {
                     }
                 }
             };
+            out.push((target, m));
+        }
+        // the derived messages and this hop's end commit together: a crash either
+        // keeps the input open here (the hop runs again) or has them all queued
+        if let Some(store) = &self.shared.store {
+            store.done(input, stored, &name, self.instance.version(), None, &out);
+        }
+        for (target, m) in out {
             let reply_to = if carry {
                 waiting.take().unwrap_or_default()
             } else {

@@ -121,7 +121,11 @@ impl MessageHook for LogHook {
 }
 
 fn production(text: &str) -> Production {
-    hie_config::check_str(Path::new("/test/production.toml"), text).unwrap_or_else(|e| panic!("{e}"))
+    let mut p =
+        hie_config::check_str(Path::new("/test/production.toml"), text).unwrap_or_else(|e| panic!("{e}"));
+    // the store lives in the data directory: a fresh one per engine, left for the OS to clean
+    p.data_dir = tempfile::tempdir().expect("temp dir").keep();
+    p
 }
 
 /// Poll `f` until it is true or 10 s pass.

@@ -12,7 +12,7 @@ use hie_core::Envelope;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use crate::adapters::accept_inbound;
+use crate::adapters::{Intake, accept_inbound, priority};
 use crate::delivery::ReplyTo;
 use crate::engine::{ItemRuntime, Shared};
 use crate::error::EngineError;
@@ -104,10 +104,16 @@ async fn poll(
             }
         };
         let mut msg = Envelope::hl7(name_of_item.clone(), body);
+        msg.priority = priority::of(&cfg.priority, &msg.body, None);
         msg.properties.insert("file.name".into(), name.clone());
         let id = msg.id;
-        match accept_inbound(shared, item, msg, ReplyTo::Nobody).await {
-            Ok(()) => {
+        // the file is archived only once its message is committed to the store
+        let intake = Intake::Commit {
+            dedup: false,
+            ack: None,
+        };
+        match accept_inbound(shared, item, msg, ReplyTo::Nobody, intake).await {
+            Ok(_) => {
                 if let Err(err) = std::fs::rename(&work, cfg.archive_dir.join(&name)) {
                     tracing::warn!(item = %name_of_item, file = %name, error = %err, "cannot archive inbound file");
                 }
