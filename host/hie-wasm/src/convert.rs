@@ -30,12 +30,20 @@ impl Parent {
     }
 }
 
+/// A UUID as text in one exact allocation (`to_string` goes through the formatter
+/// and grows its string).
+fn uuid_text(id: &Uuid) -> String {
+    id.hyphenated()
+        .encode_lower(&mut Uuid::encode_buffer())
+        .to_owned()
+}
+
 /// An envelope as the guest sees it.
 pub(crate) fn message_to_wit(env: &Envelope) -> wit::Message {
     wit::Message {
-        id: env.id.to_string(),
-        session_id: env.session_id.to_string(),
-        correlation_id: env.correlation_id.map(|c| c.to_string()),
+        id: uuid_text(&env.id),
+        session_id: uuid_text(&env.session_id),
+        correlation_id: env.correlation_id.as_ref().map(uuid_text),
         source: env.source.clone(),
         content_type: env.content_type.clone(),
         priority: env.priority,
@@ -209,6 +217,17 @@ mod tests {
         assert_eq!(out.target, "a");
         assert_eq!(out.priority, 9);
         assert_eq!(&out.body[..], b"MSH|out");
+    }
+
+    #[test]
+    fn ids_are_hyphenated_lowercase() {
+        let mut input = Envelope::hl7("mllp-in", "MSH|in");
+        input.correlation_id = Some(input.id);
+        let guest = message_to_wit(&input);
+        assert_eq!(guest.id, input.id.to_string());
+        assert_eq!(guest.session_id, input.session_id.to_string());
+        assert_eq!(guest.correlation_id, Some(input.id.to_string()));
+        assert_eq!(guest.id.len(), 36);
     }
 
     #[test]

@@ -46,6 +46,58 @@ impl fmt::Display for PluginWorld {
     }
 }
 
+/// One of the four worlds of `wit/hie-plugin.wit`, as a plugin is built for it.
+///
+/// [`PluginWorld`] is what a component turns out to fit; a `TargetWorld` is what it
+/// was meant to be, checked with [`inspect_as`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum TargetWorld {
+    /// `business-service`: exports `item`, imports `host`.
+    BusinessService,
+    /// `business-process`: exports `item`, imports `host`.
+    BusinessProcess,
+    /// `business-operation`: exports `item`, imports `host` and (if it calls it) `adapter`.
+    BusinessOperation,
+    /// `message-hook`: exports `hooks`, imports `host`.
+    MessageHook,
+}
+
+impl TargetWorld {
+    /// The world's name in the WIT file.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TargetWorld::BusinessService => "business-service",
+            TargetWorld::BusinessProcess => "business-process",
+            TargetWorld::BusinessOperation => "business-operation",
+            TargetWorld::MessageHook => "message-hook",
+        }
+    }
+
+    /// The interface the world exports, and the one it must not.
+    fn exports(self) -> (&'static str, &'static str) {
+        match self {
+            TargetWorld::MessageHook => (HOOKS_EXPORT, ITEM_EXPORT),
+            _ => (ITEM_EXPORT, HOOKS_EXPORT),
+        }
+    }
+
+    /// Whether a component of world `found` may serve as this world (an operation
+    /// that never calls its adapter does not import it, so it looks like a process).
+    pub fn fits(self, found: PluginWorld) -> bool {
+        match self {
+            TargetWorld::BusinessService | TargetWorld::BusinessProcess => found == PluginWorld::Item,
+            TargetWorld::BusinessOperation => found.is_item(),
+            TargetWorld::MessageHook => found == PluginWorld::Hook,
+        }
+    }
+}
+
+impl fmt::Display for TargetWorld {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 /// Facts about a component, read without compiling it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ComponentInfo {
@@ -94,6 +146,64 @@ pub fn inspect_bytes(file: &str, bytes: &[u8]) -> Result<ComponentInfo, LoadErro
         imports: names.imports,
         exports: names.exports,
     })
+}
+
+/// Reads a component file and checks it against the one world it was built for:
+/// the world's export is there, the other plugin export is not, and only an
+/// operation imports `adapter`. The error is one line naming the file and the
+/// missing (or unwanted) export or import. Functions inside an exported interface
+/// are checked when the component is linked ([`crate::WasmHost::load`]).
+pub fn inspect_as(path: impl AsRef<Path>, world: TargetWorld) -> Result<ComponentInfo, LoadError> {
+    let (file, bytes) = read_component(path.as_ref())?;
+    let names = top_level_names(&file, &bytes)?;
+    check_plugin_version(&file, &names)?;
+    check_target(&file, &names, world)?;
+    inspect_bytes(&file, &bytes)
+}
+
+fn check_target(file: &str, names: &Names, world: TargetWorld) -> Result<(), LoadError> {
+    let version = PLUGIN_PACKAGE_VERSION;
+    let exports = |want: &str| {
+        names
+            .exports
+            .iter()
+            .any(|n| plugin_interface(n).is_some_and(|(iface, _)| iface == want))
+    };
+    let (needed, unwanted) = world.exports();
+    let problem = if !exports(needed) {
+        let other = if exports(unwanted) {
+            format!(" (it exports hie:plugin/{unwanted}: it was built for another world)")
+        } else {
+            format!(" (it exports {})", export_list(names))
+        };
+        format!("world {world} needs the export hie:plugin/{needed}@{version}, which is missing{other}")
+    } else if exports(unwanted) {
+        format!("world {world} must not export hie:plugin/{unwanted}; a plugin is an item or a hook")
+    } else if world != TargetWorld::BusinessOperation
+        && names
+            .imports
+            .iter()
+            .any(|n| plugin_interface(n).is_some_and(|(iface, _)| iface == ADAPTER_IMPORT))
+    {
+        format!(
+            "world {world} has no hie:plugin/{ADAPTER_IMPORT} import, but the component imports it: \
+             only a business-operation may call its adapter"
+        )
+    } else {
+        return Ok(());
+    };
+    Err(LoadError::Exports {
+        file: file.to_owned(),
+        problem,
+    })
+}
+
+fn export_list(names: &Names) -> String {
+    if names.exports.is_empty() {
+        "nothing".to_owned()
+    } else {
+        names.exports.join(", ")
+    }
 }
 
 struct Names {
@@ -235,14 +345,9 @@ fn fit_world(file: &str, names: &Names) -> Result<PluginWorld, LoadError> {
         (true, true) => "exports both hie:plugin/item and hie:plugin/hooks; a plugin is one or the other",
         (false, false) => "exports neither hie:plugin/item nor hie:plugin/hooks",
     };
-    let exports = if names.exports.is_empty() {
-        "nothing".to_owned()
-    } else {
-        names.exports.join(", ")
-    };
     Err(LoadError::Exports {
         file: file.to_owned(),
-        problem: format!("{problem} (it exports {exports})"),
+        problem: format!("{problem} (it exports {})", export_list(names)),
     })
 }
 

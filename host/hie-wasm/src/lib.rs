@@ -53,7 +53,9 @@ pub use component::{Component, ItemContext, LoadStats};
 pub use config::{DirGrant, Grants, HostConfig, Limits, default_cache_dir};
 pub use error::LoadError;
 pub use host::WasmHost;
-pub use inspect::{ComponentInfo, PLUGIN_PACKAGE_VERSION, PluginWorld, inspect, inspect_bytes};
+pub use inspect::{
+    ComponentInfo, PLUGIN_PACKAGE_VERSION, PluginWorld, TargetWorld, inspect, inspect_as, inspect_bytes,
+};
 pub use instance::{BeforeAction, ErrorAction, WasmHook, WasmPlugin};
 pub use state::Adapter;
 
