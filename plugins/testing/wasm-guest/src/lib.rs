@@ -11,6 +11,7 @@
 //! - `env:NAME`: reply with the environment variable, or `unset`
 //! - `host`: call every host import and reply with what came back
 //! - `count`: reply with how many messages this instance has seen
+//! - `fan:A,B,..`: forward to targets A, B, .. a copy whose body is the target's name
 //!
 //! `on-init` refuses when the setting `refuse` is present.
 
@@ -20,7 +21,7 @@ wit_bindgen::generate!({ world: "business-process", path: "../../../wit" });
 
 use exports::hie::plugin::item::Guest;
 use hie::plugin::host;
-use hie::plugin::types::{Failure, LogLevel, Message, Outcome};
+use hie::plugin::types::{Failure, LogLevel, Message, Outcome, Routed};
 
 struct Component;
 
@@ -133,6 +134,18 @@ impl Guest for Component {
             )),
             "host" => Ok(reply(&msg, host_calls(&msg))),
             "count" => Ok(reply(&msg, SEEN.with(|s| s.get()).to_string().into_bytes())),
+            "fan" => Ok(Outcome::Forward(
+                arg()
+                    .split(',')
+                    .map(|target| Routed {
+                        target: target.to_owned(),
+                        message: Message {
+                            body: target.as_bytes().to_vec(),
+                            ..msg.clone()
+                        },
+                    })
+                    .collect(),
+            )),
             other => Err(fail("unknown-command", format!("{other:?}"))),
         }
     }
