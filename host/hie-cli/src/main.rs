@@ -25,9 +25,17 @@ enum Command {
     /// Run an MLLP sink that ACKs, counts and optionally stores what it receives.
     Listen(cmd::listen::Args),
     /// Run a production in the foreground until SIGTERM or SIGINT.
+    #[command(after_help = cmd::run::EXIT_CODES)]
     Run(cmd::run::Args),
     /// Check a production file and its plugins without running it.
     Validate(cmd::validate::Args),
+    /// Operate a running production through its admin API.
+    Ctl(cmd::ctl::Args),
+    /// Search, show, trace, resend and purge stored messages (admin API).
+    Messages(cmd::messages::Args),
+    /// One worker process of a multi_process item (started by `hie run`).
+    #[command(hide = true)]
+    Worker(cmd::worker::Args),
 }
 
 fn main() -> ExitCode {
@@ -38,6 +46,9 @@ fn main() -> ExitCode {
         Command::Listen(a) => cmd::listen::run(a),
         Command::Run(a) => cmd::run::run(a),
         Command::Validate(a) => cmd::validate::run(a),
+        Command::Ctl(a) => cmd::ctl::run(a),
+        Command::Messages(a) => cmd::messages::run(a),
+        Command::Worker(a) => cmd::worker::run(a),
     };
     match result {
         Ok(code) => code,

@@ -53,6 +53,8 @@ pub struct QueueStats {
     pub in_flight: usize,
     /// Whether workers are held back.
     pub paused: bool,
+    /// How long the oldest waiting entry has waited; `None` when none waits.
+    pub oldest_age: Option<Duration>,
 }
 
 /// A bounded queue in front of an item's workers.
@@ -98,6 +100,18 @@ enum Store {
 struct Entry {
     delivery: Delivery,
     key: Option<String>,
+    /// When it was put in (for the age-of-oldest metric).
+    queued_at: Instant,
+}
+
+impl Entry {
+    fn new(delivery: Delivery, key: Option<String>) -> Self {
+        Entry {
+            delivery,
+            key,
+            queued_at: Instant::now(),
+        }
+    }
 }
 
 impl ItemQueue {
@@ -139,7 +153,7 @@ impl ItemQueue {
         if st.depth >= self.capacity {
             return Err(PushError::Full(Box::new(delivery)));
         }
-        self.insert(&mut st, Entry { delivery, key });
+        self.insert(&mut st, Entry::new(delivery, key));
         Ok(())
     }
 
@@ -150,7 +164,7 @@ impl ItemQueue {
         if st.closed {
             return Err(PushError::Closed(Box::new(delivery)));
         }
-        self.insert(&mut st, Entry { delivery, key });
+        self.insert(&mut st, Entry::new(delivery, key));
         Ok(())
     }
 
@@ -168,7 +182,7 @@ impl ItemQueue {
                 return Err(PushError::Closed(Box::new(delivery)));
             }
             if st.depth < self.capacity {
-                self.insert(&mut st, Entry { delivery, key });
+                self.insert(&mut st, Entry::new(delivery, key));
                 return Ok(());
             }
             match deadline {
@@ -343,6 +357,7 @@ impl ItemQueue {
             depth: st.depth,
             in_flight: st.in_flight,
             paused: st.paused,
+            oldest_age: oldest(&st.store).map(|t| t.elapsed()),
         }
     }
 
@@ -363,6 +378,21 @@ fn take(store: &mut Store) -> Option<Entry> {
             busy.insert(key);
             Some(entry)
         }
+    }
+}
+
+/// When the oldest waiting entry was put in. Each FIFO run holds its oldest in
+/// front; a LIFO stack at the bottom.
+fn oldest(store: &Store) -> Option<Instant> {
+    match store {
+        Store::Fifo(q) => q.front().map(|e| e.queued_at),
+        Store::Lifo(q) => q.first().map(|e| e.queued_at),
+        Store::Priority(levels) => levels.iter().filter_map(|q| q.front()).map(|e| e.queued_at).min(),
+        Store::Keyed { by_key, .. } => by_key
+            .values()
+            .filter_map(|q| q.front())
+            .map(|e| e.queued_at)
+            .min(),
     }
 }
 
@@ -467,6 +497,11 @@ mod tests {
         let worker = std::thread::spawn(move || q2.pop(0).map(|l| body(&l)));
         std::thread::sleep(Duration::from_millis(20));
         assert_eq!(q.stats().depth, 1, "a paused queue must keep its entry");
+        assert!(
+            q.stats()
+                .oldest_age
+                .is_some_and(|a| a >= Duration::from_millis(20))
+        );
         q.resume();
         assert_eq!(worker.join().unwrap().as_deref(), Some("a"));
     }

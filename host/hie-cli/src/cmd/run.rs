@@ -1,14 +1,23 @@
 //! `hie run PRODUCTION`: run a production in the foreground.
 //!
-//! Logs go to stderr (`--log-format text|json`, level from `RUST_LOG`, default
-//! `info`). SIGTERM or SIGINT stops intake, drains queues in order (services,
-//! processes, operations) for at most the drain timeout, and exits 0; a
-//! production that cannot start exits 1.
+//! Logs go to stderr (`--log-format text|json`; level from `RUST_LOG`, else
+//! `[log] level`, default `info`; `[log.items]` raises or lowers the level of one
+//! item's lines). Message bodies are logged at `trace` level only. SIGTERM or
+//! SIGINT stops intake, drains queues in order (services, processes, operations)
+//! for at most the drain timeout, and exits 0; see [`EXIT_CODES`].
+//!
+//! The admin API (`hie-admin`) is served when the production has an `[admin]`
+//! section or `--admin ADDR` is given; `hie ctl` is its client.
 //!
 //! `--control PATH` opens a Unix socket taking one command per line and answering
 //! one line: `status`, `pause ITEM`, `resume ITEM`, `enable ITEM`, `disable ITEM`,
-//! `restart ITEM`, `dead-letters`, `requeue MESSAGE-ID`. Answers start with `ok`
-//! or `error`. (The HTTP admin API will replace it.)
+//! `restart ITEM`, `dead-letters`, `requeue MESSAGE-ID`; hot reload:
+//! `reload ITEM [PLUGIN-FILE] [--canary N%]`, `rollback ITEM`, `promote ITEM`,
+//! `reload-config [PRODUCTION-FILE]`, `versions ITEM` (these answer `ok` and JSON).
+//! Answers start with `ok` or `error`. (The HTTP admin API will replace it.)
+//!
+//! SIGHUP reloads the production file: only what changed is applied; an invalid
+//! file changes nothing and every error is logged.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -30,6 +39,12 @@ pub enum LogFormat {
     Json,
 }
 
+/// What `hie run` exits with (shown by `hie run --help`).
+pub const EXIT_CODES: &str = "Exit codes:
+  0  stopped by SIGTERM or SIGINT after draining (or after the drain timeout; the log says what was left)
+  1  the production could not start: invalid production file, plugin, port, store or admin token (the log says which)
+  2  bad command line";
+
 /// Arguments of `hie run`.
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -44,12 +59,19 @@ pub struct Args {
     /// Path of a Unix control socket (see the module docs).
     #[arg(long)]
     pub control: Option<PathBuf>,
+    /// Serve the admin API on this address, overriding `[admin] listen` (`127.0.0.1:0`: any free port).
+    #[arg(long, value_name = "ADDR")]
+    pub admin: Option<std::net::SocketAddr>,
+    /// File holding the admin API's bearer token, overriding `[admin] token_file` and `token_env`.
+    #[arg(long, value_name = "FILE")]
+    pub admin_token_file: Option<PathBuf>,
 }
 
 /// Run `hie run`.
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
-    init_logging(args.log_format);
-    let production = match super::validate::load(&args.production) {
+    let loaded = super::validate::load(&args.production);
+    init_logging(args.log_format, loaded.as_ref().ok().map(|p| &p.log));
+    let production = match loaded {
         Ok(p) => p,
         Err(errors) => {
             for e in &errors {
@@ -58,6 +80,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             anyhow::bail!("production is not valid ({} errors)", errors.len());
         }
     };
+    let admin = admin_options(&args, &production)?;
     let drain = args
         .drain_timeout
         .map(Duration::from)
@@ -67,13 +90,32 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         .thread_name("hie-rt")
         .build()
         .context("cannot start the async runtime")?;
-    runtime.block_on(serve(production, drain, args.control))
+    runtime.block_on(serve(production, drain, args.control, admin))
+}
+
+/// The admin API's address, token and TLS from `[admin]` and the flags; `None`: not served.
+fn admin_options(args: &Args, production: &hie_config::Production) -> anyhow::Result<Option<hie_admin::AdminOptions>> {
+    let section = production.admin.as_ref();
+    let Some(listen) = args.admin.or(section.map(|a| a.listen)) else {
+        return Ok(None);
+    };
+    let token = match (&args.admin_token_file, section) {
+        (Some(file), _) => hie_admin::read_token(Some(file), None)?,
+        (None, Some(a)) => hie_admin::read_token(a.token_file.as_deref(), a.token_env.as_deref())?,
+        (None, None) => None,
+    };
+    Ok(Some(hie_admin::AdminOptions {
+        listen,
+        token,
+        tls: section.and_then(|a| a.tls.clone()),
+    }))
 }
 
 async fn serve(
     production: hie_config::Production,
     drain: Duration,
     control: Option<PathBuf>,
+    admin: Option<hie_admin::AdminOptions>,
 ) -> anyhow::Result<ExitCode> {
     let factory =
         WasmFactory::new(hie_wasm::HostConfig::default()).context("cannot start the plugin host")?;
@@ -90,9 +132,20 @@ async fn serve(
         Some(path) => Some(start_control(path, Arc::clone(&engine))?),
         None => None,
     };
-    let signal_name = tokio::select! {
-        _ = term.recv() => "SIGTERM",
-        _ = int.recv() => "SIGINT",
+    let admin_stop = tokio_util::sync::CancellationToken::new();
+    if let Some(options) = admin {
+        if let Err(e) = hie_admin::start(Arc::clone(&engine), options, admin_stop.clone()).await {
+            engine.stop(drain).await;
+            return Err(e.into());
+        }
+    }
+    let mut hup = signal(SignalKind::hangup()).context("cannot watch SIGHUP")?;
+    let signal_name = loop {
+        tokio::select! {
+            _ = term.recv() => break "SIGTERM",
+            _ = int.recv() => break "SIGINT",
+            _ = hup.recv() => reload_on_sighup(&engine).await,
+        }
     };
     tracing::info!(
         signal = signal_name,
@@ -107,21 +160,83 @@ async fn serve(
         let _ = std::fs::remove_file(path);
     }
     let drained = engine.stop(drain).await;
+    // the admin API answers during the drain, and stops with it
+    admin_stop.cancel();
     if !drained {
         tracing::warn!("stopped with messages left in queues");
     }
     Ok(ExitCode::SUCCESS)
 }
 
-fn init_logging(format: LogFormat) {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+/// SIGHUP: reload the production file the engine was started from; only what
+/// changed is applied, and an invalid file changes nothing (every error is logged).
+async fn reload_on_sighup(engine: &Engine) {
+    tracing::info!("SIGHUP: reloading the production file");
+    if let Err(e) = engine.reload_config(None).await {
+        for error in e.errors() {
+            tracing::error!(error = %error, "config reload refused");
+        }
+        tracing::error!("config reload changed nothing: fix the errors above and send SIGHUP again");
+    }
+}
+
+/// `reload ITEM [FILE] [--canary N%]`: the item, the optional file and the canary share.
+fn reload_args(arg: &str) -> Result<(&str, Option<PathBuf>, Option<u8>), String> {
+    let mut words = arg.split_whitespace();
+    let item = words
+        .next()
+        .ok_or("usage: reload ITEM [PLUGIN-FILE] [--canary N%]")?;
+    let (mut file, mut canary) = (None, None);
+    while let Some(w) = words.next() {
+        if w == "--canary" {
+            let share = words.next().ok_or("--canary needs a share such as 10%")?;
+            let n = share
+                .trim_end_matches('%')
+                .parse::<u8>()
+                .map_err(|_| format!("canary share {share:?}: expected a percentage such as 10%"))?;
+            canary = Some(n);
+        } else {
+            file = Some(PathBuf::from(w));
+        }
+    }
+    Ok((item, file, canary))
+}
+
+fn json_answer<T: serde::Serialize>(value: &T) -> String {
+    match serde_json::to_string(value) {
+        Ok(json) => format!("ok {json}"),
+        Err(e) => format!("error cannot encode the answer: {e}"),
+    }
+}
+
+/// The log filter: `RUST_LOG`, else `[log] level`, else `info`; then one directive
+/// per `[log.items]` entry, matching the spans that carry that item's name.
+fn log_filter(log: Option<&hie_config::LogSettings>) -> (tracing_subscriber::EnvFilter, Vec<String>) {
+    use tracing_subscriber::EnvFilter;
+    let mut filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| {
+        EnvFilter::new(log.and_then(|l| l.level.as_deref()).unwrap_or("info"))
+    });
+    let mut refused = Vec::new();
+    for (item, level) in log.map(|l| &l.items).into_iter().flatten() {
+        match format!("[{{item={item}}}]={level}").parse() {
+            Ok(directive) => filter = filter.add_directive(directive),
+            Err(e) => refused.push(format!("[log.items] {item} = {level:?}: {e}")),
+        }
+    }
+    (filter, refused)
+}
+
+fn init_logging(format: LogFormat, log: Option<&hie_config::LogSettings>) {
+    let (filter, refused) = log_filter(log);
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr);
     match format {
         LogFormat::Text => builder.init(),
         LogFormat::Json => builder.json().flatten_event(true).init(),
+    }
+    for r in refused {
+        tracing::warn!("log level not applied: {r}; item names with spaces or brackets cannot have their own level");
     }
 }
 
@@ -189,6 +304,37 @@ async fn control(engine: &Engine, line: &str) -> String {
                 Err(f) => format!("error {f}"),
             },
             Err(_) => "error not a message id".into(),
+        },
+        "reload" => match reload_args(arg) {
+            Ok((item, file, canary)) => match engine.reload_plugin(item, file, canary).await {
+                Ok(report) => json_answer(&report),
+                Err(e) => format!("error {e}"),
+            },
+            Err(usage) => format!("error {usage}"),
+        },
+        "rollback" => match engine.rollback(arg).await {
+            Ok(change) => json_answer(&change),
+            Err(e) => format!("error {e}"),
+        },
+        "promote" => match engine.promote(arg).await {
+            Ok(change) => json_answer(&change),
+            Err(e) => format!("error {e}"),
+        },
+        "reload-config" => {
+            let file = (!arg.is_empty()).then(|| std::path::Path::new(arg));
+            match engine.reload_config(file).await {
+                Ok(report) => json_answer(&report),
+                Err(e) => {
+                    for error in e.errors() {
+                        tracing::error!(error = %error, "config reload refused");
+                    }
+                    format!("error {e}")
+                }
+            }
+        }
+        "versions" => match engine.item_status(arg) {
+            Ok(s) => json_answer(&s.versions),
+            Err(e) => format!("error {e}"),
         },
         other => format!("error unknown command {other:?}"),
     }
