@@ -8,9 +8,11 @@
 //! - `async`: `pool_size` workers on the tokio runtime's blocking pool;
 //! - `single_process`: one dedicated OS thread, strictly serial;
 //! - `thread_pool`: `threads` dedicated OS threads;
-//! - `multi_process`: refused for now. It will be a thread executor whose
-//!   workers get their [`crate::ItemInstance`] from a `PluginFactory` that proxies
-//!   to `hie worker` processes, so items, queues and the worker loop stay as they are.
+//! - `multi_process`: `processes × threads` dedicated OS threads in the engine,
+//!   whose [`crate::ItemInstance`] is a proxy to the item's `hie worker`
+//!   processes (see [`crate::process`]), so items, queues and the worker loop
+//!   stay as they are; each engine thread has one call in flight, so each
+//!   process has about `threads` calls in flight, one per worker thread.
 
 use std::io;
 
@@ -65,9 +67,14 @@ impl Executor {
             }),
             Execution::SingleProcess => Ok(Executor::Threads { workers: 1 }),
             Execution::ThreadPool { threads } => Ok(Executor::Threads { workers: threads }),
-            Execution::MultiProcess { .. } => Err(EngineError::Unsupported {
+            Execution::MultiProcess { .. } if item.plugin.is_none() => Err(EngineError::Unsupported {
                 item: item.name.clone(),
-                what: "execution mode \"multi_process\"".into(),
+                what: "execution mode \"multi_process\" without a plugin (it runs the plugin in worker processes; \
+                       give the item a plugin or use \"thread_pool\")"
+                    .into(),
+            }),
+            Execution::MultiProcess { processes, threads } => Ok(Executor::Threads {
+                workers: processes.saturating_mul(threads).max(1),
             }),
         }
     }
