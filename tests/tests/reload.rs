@@ -368,7 +368,7 @@ fn reload_under_load_alternating_versions_loses_and_doubles_nothing() {
 fn broken_versions_are_rejected_or_rolled_back_and_traffic_goes_on() {
     let (pas, ris) = (Sink::start("pas"), Sink::start("ris"));
     let inbound = free_port();
-    let p = Production::run(
+    let mut p = Production::run(
         &demo(inbound, pas.port, ris.port, "reload-v1", 2, ""),
         &["reload-v1"],
         Some(inbound),
@@ -539,7 +539,7 @@ targets = ["pas", "ris"]
         "targets = [\"pas\", \"ris\"]\nsettings",
         "targets = [\"enrich\"]\nsettings",
     );
-    let p = Production::run(&before, &["reload-v1", "reload-v2"], Some(inbound));
+    let mut p = Production::run(&before, &["reload-v1", "reload-v2"], Some(inbound));
     let send = |prefix: &str, n: usize| -> Vec<String> {
         (0..n)
             .map(|i| {
@@ -615,7 +615,11 @@ targets = ["pas", "ris"]
     assert_eq!(router["workers"].as_array().map(Vec::len), Some(3), "{router}");
     let status = p.control("status");
     assert!(status.contains("audit=Running"), "{status}");
-    check_delivery(&pas, &ris, &ids);
+    // two stamps per message here (router v1, enrich v2): count, no stamp check
+    assert_eq!(
+        wait_count(&ris, ids.len(), Duration::from_secs(30)).len(),
+        ids.len()
+    );
     let report = ok_json(&p.control("reload-config"));
     assert!(
         report["added"].as_array().unwrap().is_empty(),
