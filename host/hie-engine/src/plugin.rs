@@ -2,6 +2,7 @@
 //! per worker, so the engine never names the WebAssembly runtime and tests can
 //! use native doubles.
 
+use std::path::Path;
 use std::sync::Arc;
 
 use bytes::Bytes;
@@ -22,6 +23,12 @@ pub trait ItemInstance: Plugin {
 
     /// The item stops taking messages (`on-stop`).
     fn stop(&mut self) {}
+
+    /// Content hash (SHA-256 of the component) of the plugin version that handled
+    /// the last call, for the message trace; `None` for built-in logic.
+    fn version(&self) -> Option<&str> {
+        None
+    }
 }
 
 /// The outbound side of an operation (`adapter.call` in the WIT): one per worker.
@@ -40,6 +47,35 @@ pub trait PluginFactory: Send + Sync {
         host: Arc<dyn HostApi>,
         adapter: Option<Box<dyn OutboundAdapter>>,
     ) -> Result<Box<dyn ItemInstance>, PluginError>;
+
+    /// Load the plugin component at `path` as a new version of `item`'s plugin
+    /// (compile or take from the cache, check its world) without making an
+    /// instance; returns its content hash. Hot reload calls this off the hot path.
+    fn load_version(&self, item: &ItemConfig, path: &Path) -> Result<String, PluginError> {
+        let _ = (item, path);
+        Err(PluginError::Instantiate(
+            "this plugin host cannot load new plugin versions".into(),
+        ))
+    }
+
+    /// The content hash of the plugin `item` is configured with, once loaded.
+    fn configured_version(&self, item: &ItemConfig) -> Option<String> {
+        let _ = item;
+        None
+    }
+
+    /// A fresh, initialised instance of the version of `item`'s plugin with
+    /// content `hash` (from [`PluginFactory::load_version`]).
+    fn version_instance(
+        &self,
+        item: &ItemConfig,
+        hash: &str,
+        host: Arc<dyn HostApi>,
+        adapter: Option<Box<dyn OutboundAdapter>>,
+    ) -> Result<Box<dyn ItemInstance>, PluginError> {
+        let _ = hash;
+        self.item_instance(item, host, adapter)
+    }
 
     /// A fresh, initialised instance of `hook`.
     fn hook_instance(
