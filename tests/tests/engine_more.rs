@@ -41,6 +41,16 @@ fn control_id(msg: &[u8]) -> String {
         .to_string()
 }
 
+/// MSA-2 (the acknowledged control id) of an ACK.
+fn msa_2(ack: &[u8]) -> String {
+    String::from_utf8_lossy(ack)
+        .split('\r')
+        .find(|s| s.starts_with("MSA|"))
+        .and_then(|msa| msa.split('|').nth(2))
+        .unwrap_or_default()
+        .to_string()
+}
+
 /// Write every message as one burst on one connection, then read as many replies.
 fn pipelined_calls(port: u16, messages: &[String]) -> Vec<Vec<u8>> {
     let mut s = TcpStream::connect(("127.0.0.1", port)).expect("connect");
@@ -96,7 +106,7 @@ targets = ["out"]
         .map(|i| hl7("ADT^A01", &format!("Q{i:03}"), "P1"))
         .collect();
     let acks = pipelined_calls(inbound, &sent);
-    let acked: Vec<(String, String)> = acks.iter().map(|a| ack_code(a)).collect();
+    let acked: Vec<(String, String)> = acks.iter().map(|a| (ack_code(a).0, msa_2(a))).collect();
     let expect: Vec<(String, String)> = (0..200).map(|i| ("AA".to_string(), format!("Q{i:03}"))).collect();
     assert_eq!(acked, expect, "one AA per frame, in frame order");
     let got: Vec<String> = sink.wait_for(200).iter().map(|m| control_id(m)).collect();
