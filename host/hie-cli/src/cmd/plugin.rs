@@ -34,6 +34,16 @@ pub enum Kind {
 }
 
 impl Kind {
+    /// The world a plugin of this kind is built for.
+    fn world(self) -> hie_wasm::TargetWorld {
+        match self {
+            Kind::Process => hie_wasm::TargetWorld::BusinessProcess,
+            Kind::Service => hie_wasm::TargetWorld::BusinessService,
+            Kind::Operation => hie_wasm::TargetWorld::BusinessOperation,
+            Kind::Hook => hie_wasm::TargetWorld::MessageHook,
+        }
+    }
+
     fn as_str(self) -> &'static str {
         match self {
             Kind::Process => "process",
@@ -66,6 +76,11 @@ pub struct BuildArgs {
     /// The plugin crate's directory.
     #[arg(default_value = ".")]
     pub dir: PathBuf,
+    /// What the plugin must be: the component is checked against that world. Default:
+    /// `[package.metadata.hie] kind` of the crate (`hie plugin new` writes it); without
+    /// either, any plugin world is accepted.
+    #[arg(long, value_enum)]
+    pub kind: Option<Kind>,
 }
 
 /// Arguments of `hie plugin test`.
@@ -74,7 +89,8 @@ pub struct TestArgs {
     /// The component to run (.wasm).
     pub plugin: PathBuf,
     /// Directory of cases: NAME.in.hl7 with NAME.out.hl7 and/or NAME.expect.toml,
-    /// optionally NAME.settings.toml (or settings.toml for all).
+    /// optionally NAME.settings.toml (or settings.toml for all: settings, lookups,
+    /// [replies.TARGET], [[hooks]]) and replies/TARGET.hl7; see docs/plugins.md.
     #[arg(long)]
     pub cases: PathBuf,
     /// Name of the item the plugin runs as (what it sees in logs and sources).
@@ -104,9 +120,19 @@ fn new(args: NewArgs) -> anyhow::Result<ExitCode> {
 }
 
 fn build(args: BuildArgs) -> anyhow::Result<ExitCode> {
-    let wasm = build::cargo_build(&args.dir)?;
-    let info = cases::inspect(&wasm)?;
-    let size = std::fs::metadata(&wasm).map(|m| m.len()).unwrap_or(0);
+    let built = build::cargo_build(&args.dir)?;
+    let wasm = &built.wasm;
+    let (kind, from) = match (args.kind, built.declared_kind.as_deref()) {
+        (Some(kind), _) => (Some(kind), "--kind"),
+        (None, Some(declared)) => (Some(build::parse_kind(declared, &args.dir)?), "Cargo.toml"),
+        (None, None) => (None, ""),
+    };
+    let info = match kind {
+        Some(kind) => hie_wasm::inspect_as(wasm, kind.world()).map_err(|e| anyhow::anyhow!("{e}"))?,
+        None => cases::inspect(wasm)?,
+    };
+    build::link(wasm)?;
+    let size = std::fs::metadata(wasm).map(|m| m.len()).unwrap_or(0);
     println!(
         "built {} ({}, world {}, hie:plugin@{})",
         wasm.display(),
@@ -114,6 +140,17 @@ fn build(args: BuildArgs) -> anyhow::Result<ExitCode> {
         info.world,
         info.plugin_version
     );
+    match kind {
+        Some(kind) => println!(
+            "fits world {} (kind {} from {from}): exports, imports and functions checked",
+            kind.world(),
+            kind.as_str()
+        ),
+        None => println!(
+            "no kind given: checked that it fits some plugin world; pass --kind or set \
+             [package.metadata.hie] kind in Cargo.toml to check it against one"
+        ),
+    }
     Ok(ExitCode::SUCCESS)
 }
 
