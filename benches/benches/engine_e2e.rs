@@ -1,16 +1,23 @@
 //! End-to-end load bench of the `adt-demo` production (no persistence): the real
 //! `hie run`, three `hie listen` sinks and `hie send`, all on this machine.
-//! Prints one JSON object:
+//! Prints one JSON line per scenario:
 //!
 //! - `throughput`: `hie send --generate N --connections 8 --window 32` against the
-//!   inbound port (ADT^A01, each routed to two sinks), with its report;
+//!   inbound port (ADT^A01, each routed to two sinks): ACKs per second as `hie send`
+//!   sees them, and delivered per second until every queue is empty again;
 //! - `latency_at_rate`: a paced sender (8 connections, one frame in flight each)
 //!   at `HIE_BENCH_RATE` msg/s (default 5000), ACK latency percentiles in µs;
-//! - `rss_kib`: the engine's resident set at idle, the peak under load, and after.
+//!
+//! Each scenario also reports the engine's resident set (KiB) at idle, its peak
+//! under that load, and after.
 //!
 //! `cargo bench -p hie-benches --bench engine_e2e` builds `hie` in release mode
 //! (or set `HIE_BIN`) and the router and mapper plugins (or set `HIE_PLUGIN_PATH`).
-//! `HIE_BENCH_MESSAGES` sets N (default 100000).
+//! `HIE_BENCH_MESSAGES` sets N (default 100000); `HIE_BENCH_SCENARIOS` (comma
+//! separated) picks scenarios.
+//!
+//! A new scenario is a function from [`Bench`] to a JSON value, listed in `main`;
+//! [`Bench::start_demo`] starts a fresh production (edited as the scenario needs).
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
@@ -71,12 +78,16 @@ fn wait_for_port(port: u16) {
 }
 
 fn spawn(bin: &Path, args: &[&str], env: &[(&str, &Path)]) -> Guard {
+    spawn_with(bin, args, env, Stdio::null())
+}
+
+fn spawn_with(bin: &Path, args: &[&str], env: &[(&str, &Path)], stdout: Stdio) -> Guard {
     let mut cmd = Command::new(bin);
     cmd.args(args)
         .env("RUST_BACKTRACE", "0")
         .env("RUST_LOG", "warn")
         .stdin(Stdio::null())
-        .stdout(Stdio::null())
+        .stdout(stdout)
         .stderr(Stdio::inherit());
     for (k, v) in env {
         cmd.env(k, v);
@@ -154,58 +165,180 @@ fn paced(port: u16, rate: u64, connections: u64, duration: Duration) -> (Histogr
     (total, sent)
 }
 
-fn main() {
-    // `cargo bench` passes --bench; nothing to filter here
-    let bin = hie_bin();
-    let plugins = plugin_path();
-    let messages: u64 = env_or("HIE_BENCH_MESSAGES", 100_000);
-    let rate: u64 = env_or("HIE_BENCH_RATE", 5_000);
+/// What every scenario shares: the binary and the plugin directory.
+struct Bench {
+    bin: PathBuf,
+    plugins: PathBuf,
+}
 
-    let sinks: Vec<(u16, Guard)> = (0..3)
-        .map(|_| {
-            let port = free_port();
-            let g = spawn(&bin, &["listen", &port.to_string(), "--every", "0s"], &[]);
-            (port, g)
-        })
-        .collect();
-    for (p, _) in &sinks {
-        wait_for_port(*p);
-    }
-    let inbound = free_port();
-    let dir = tempfile::tempdir().unwrap();
-    let demo = Path::new(env!("CARGO_MANIFEST_DIR")).join("../productions/adt-demo/production.toml");
-    let toml = std::fs::read_to_string(demo)
-        .unwrap()
-        .replace("port = 2575", &format!("port = {inbound}"))
-        .replace("port = 2576", &format!("port = {}", sinks[0].0))
-        .replace("port = 2577", &format!("port = {}", sinks[1].0))
-        .replace("port = 2578", &format!("port = {}", sinks[2].0));
-    std::fs::write(dir.path().join("production.toml"), toml).unwrap();
-    let engine = spawn(
-        &bin,
-        &["run", dir.path().to_str().unwrap()],
-        &[("HIE_PLUGIN_PATH", &plugins)],
-    );
-    wait_for_port(inbound);
-    let pid = engine.0.id();
-    std::thread::sleep(Duration::from_millis(500));
-    let rss_idle = rss_kib(pid);
+/// A running adt-demo with its three sinks.
+struct Demo {
+    inbound: u16,
+    control: PathBuf,
+    engine: Guard,
+    sinks: Vec<(u16, Guard)>,
+    _dir: tempfile::TempDir,
+}
 
-    // peak RSS sampler
-    let (stop_tx, stop_rx) = std::sync::mpsc::channel::<()>();
-    let sampler = std::thread::spawn(move || {
-        let mut peak = 0;
-        while stop_rx.recv_timeout(Duration::from_millis(100)).is_err() {
-            peak = peak.max(rss_kib(pid));
+impl Bench {
+    /// Start three sinks and the adt-demo, without persistence, with `edit`
+    /// applied to its production file.
+    fn start_demo(&self, edit: impl Fn(String) -> String) -> Demo {
+        let sinks: Vec<(u16, Guard)> = (0..3)
+            .map(|_| {
+                let port = free_port();
+                let g = spawn_with(
+                    &self.bin,
+                    &["listen", &port.to_string(), "--every", "0s", "--json"],
+                    &[],
+                    Stdio::piped(),
+                );
+                (port, g)
+            })
+            .collect();
+        for (p, _) in &sinks {
+            wait_for_port(*p);
         }
-        peak
-    });
+        let inbound = free_port();
+        let dir = tempfile::tempdir().unwrap();
+        let demo = Path::new(env!("CARGO_MANIFEST_DIR")).join("../productions/adt-demo/production.toml");
+        let mut toml = std::fs::read_to_string(demo)
+            .unwrap()
+            .replace("port = 2575", &format!("port = {inbound}"))
+            .replace("port = 2576", &format!("port = {}", sinks[0].0))
+            .replace("port = 2577", &format!("port = {}", sinks[1].0))
+            .replace("port = 2578", &format!("port = {}", sinks[2].0));
+        if !toml.contains("[store]") {
+            toml = toml.replacen("[[items]]", "[store]\nbackend = \"none\"\n\n[[items]]", 1);
+        }
+        let toml = edit(toml);
+        std::fs::write(dir.path().join("production.toml"), toml).unwrap();
+        let control = dir.path().join("control.sock");
+        let engine = spawn(
+            &self.bin,
+            &[
+                "run",
+                dir.path().to_str().unwrap(),
+                "--control",
+                control.to_str().unwrap(),
+            ],
+            &[("HIE_PLUGIN_PATH", &self.plugins)],
+        );
+        wait_for_port(inbound);
+        Demo {
+            inbound,
+            control,
+            engine,
+            sinks,
+            _dir: dir,
+        }
+    }
+}
 
+impl Demo {
+    fn pid(&self) -> u32 {
+        self.engine.0.id()
+    }
+
+    /// One command on the control socket.
+    fn control(&self, command: &str) -> String {
+        use std::io::BufRead;
+        let mut s = std::os::unix::net::UnixStream::connect(&self.control).expect("control socket");
+        s.write_all(format!("{command}\n").as_bytes()).unwrap();
+        let mut line = String::new();
+        std::io::BufReader::new(s).read_line(&mut line).unwrap();
+        line.trim_end().to_string()
+    }
+
+    /// Wait until no queue holds or works on a message; false after `limit`.
+    fn wait_drained(&self, limit: Duration) -> bool {
+        let deadline = Instant::now() + limit;
+        while Instant::now() < deadline {
+            let status = self.control("status");
+            let busy = status
+                .split_whitespace()
+                .skip(1)
+                .any(|item| !(item.contains("/depth:0/") && item.contains("/in_flight:0/")));
+            if !busy {
+                return true;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        false
+    }
+
+    /// Stop the sinks and sum the messages they received.
+    fn stop_sinks(mut self) -> u64 {
+        let mut total = 0;
+        for (_, mut g) in std::mem::take(&mut self.sinks) {
+            let _ = Command::new("kill")
+                .args(["-TERM", &g.0.id().to_string()])
+                .status();
+            let mut out = String::new();
+            if let Some(mut stdout) = g.0.stdout.take() {
+                let _ = stdout.read_to_string(&mut out);
+            }
+            let _ = g.0.wait();
+            total += serde_json::from_str::<Value>(out.trim())
+                .ok()
+                .and_then(|v| v.pointer("/sink/messages").and_then(Value::as_u64))
+                .unwrap_or(0);
+        }
+        total
+    }
+}
+
+/// Samples the peak RSS of `pid` every 50 ms until dropped.
+struct PeakRss {
+    stop: Option<std::sync::mpsc::Sender<()>>,
+    join: Option<std::thread::JoinHandle<u64>>,
+}
+
+impl PeakRss {
+    fn start(pid: u32) -> PeakRss {
+        let (stop_tx, stop_rx) = std::sync::mpsc::channel::<()>();
+        let join = std::thread::spawn(move || {
+            let mut peak = rss_kib(pid);
+            while stop_rx.recv_timeout(Duration::from_millis(50)).is_err() {
+                peak = peak.max(rss_kib(pid));
+            }
+            peak
+        });
+        PeakRss {
+            stop: Some(stop_tx),
+            join: Some(join),
+        }
+    }
+
+    fn finish(mut self) -> u64 {
+        drop(self.stop.take());
+        self.join.take().map(|j| j.join().unwrap()).unwrap_or(0)
+    }
+}
+
+fn line(scenario: &str, mut body: Value) {
+    let obj = body.as_object_mut().unwrap();
+    obj.insert("bench".into(), json!("engine_e2e"));
+    obj.insert("scenario".into(), json!(scenario));
+    obj.insert(
+        "machine_cpus".into(),
+        json!(std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0)),
+    );
+    println!("{}", serde_json::to_string(&body).unwrap());
+}
+
+/// `hie send` with 8 connections × window 32; ACK rate and delivery rate.
+fn throughput(b: &Bench) -> Value {
+    let messages: u64 = env_or("HIE_BENCH_MESSAGES", 100_000);
+    let demo = b.start_demo(|t| t);
+    std::thread::sleep(Duration::from_millis(500));
+    let rss_idle = rss_kib(demo.pid());
+    let peak = PeakRss::start(demo.pid());
     let started = Instant::now();
-    let out = Command::new(&bin)
+    let out = Command::new(&b.bin)
         .args([
             "send",
-            &format!("127.0.0.1:{inbound}"),
+            &format!("127.0.0.1:{}", demo.inbound),
             "--generate",
             &messages.to_string(),
             "--connections",
@@ -217,44 +350,216 @@ fn main() {
         ])
         .output()
         .unwrap();
-    let wall = started.elapsed();
+    let acked = started.elapsed();
+    let drained = demo.wait_drained(Duration::from_secs(300));
+    let delivered_at = started.elapsed();
+    let rss_peak = peak.finish();
     let report: Value = serde_json::from_slice(&out.stdout)
         .unwrap_or_else(|_| json!({ "raw": String::from_utf8_lossy(&out.stdout) }));
-
-    let (hist, sent) = paced(inbound, rate, 8, Duration::from_secs(10));
-    let _ = stop_tx.send(());
-    let rss_peak = sampler.join().unwrap();
-    std::thread::sleep(Duration::from_secs(1));
-    let rss_after = rss_kib(pid);
-
-    let result = json!({
-        "bench": "engine_e2e",
+    let rss_after = rss_kib(demo.pid());
+    let delivered = demo.stop_sinks();
+    json!({
         "production": "adt-demo",
         "persistence": false,
-        "machine_cpus": std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0),
-        "throughput": {
-            "messages": messages,
-            "connections": 8,
-            "window": 32,
-            "wall_s": wall.as_secs_f64(),
-            "msg_per_s_wall": messages as f64 / wall.as_secs_f64(),
-            "hie_send_report": report,
-            "goal_msg_per_s": 20000,
-        },
-        "latency_at_rate": {
-            "target_rate": rate,
-            "sent": sent,
-            "achieved_rate": sent as f64 / 10.0,
-            "p50_us": hist.value_at_quantile(0.50),
-            "p90_us": hist.value_at_quantile(0.90),
-            "p99_us": hist.value_at_quantile(0.99),
-            "p999_us": hist.value_at_quantile(0.999),
-            "max_us": hist.max(),
-            "goal_p99_us": 5000,
-        },
-        "rss_kib": { "idle": rss_idle, "peak_under_load": rss_peak, "after_load": rss_after },
-    });
-    println!("{}", serde_json::to_string_pretty(&result).unwrap());
-    drop(engine);
-    drop(sinks);
+        "messages": messages,
+        "connections": 8,
+        "window": 32,
+        "acked_s": acked.as_secs_f64(),
+        "acked_msg_per_s": messages as f64 / acked.as_secs_f64(),
+        "drained": drained,
+        "delivered_s": delivered_at.as_secs_f64(),
+        "delivered_to_sinks": delivered,
+        "delivered_msg_per_s": messages as f64 / delivered_at.as_secs_f64(),
+        "hie_send_report": report,
+        "rss_kib": { "idle": rss_idle, "peak": rss_peak, "after": rss_after },
+        "goal_msg_per_s": 20000,
+    })
+}
+
+/// A paced sender at `HIE_BENCH_RATE` msg/s for 10 s; ACK latency.
+fn latency_at_rate(b: &Bench) -> Value {
+    let rate: u64 = env_or("HIE_BENCH_RATE", 5_000);
+    let seconds: u64 = env_or("HIE_BENCH_SECONDS", 10);
+    let demo = b.start_demo(|t| t);
+    std::thread::sleep(Duration::from_millis(500));
+    let rss_idle = rss_kib(demo.pid());
+    let peak = PeakRss::start(demo.pid());
+    let (hist, sent) = paced(demo.inbound, rate, 8, Duration::from_secs(seconds));
+    let rss_peak = peak.finish();
+    let drained = demo.wait_drained(Duration::from_secs(60));
+    let delivered = demo.stop_sinks();
+    json!({
+        "production": "adt-demo",
+        "persistence": false,
+        "target_rate": rate,
+        "connections": 8,
+        "sent": sent,
+        "achieved_rate": sent as f64 / seconds as f64,
+        "drained": drained,
+        "delivered_to_sinks": delivered,
+        "p50_us": hist.value_at_quantile(0.50),
+        "p90_us": hist.value_at_quantile(0.90),
+        "p99_us": hist.value_at_quantile(0.99),
+        "p999_us": hist.value_at_quantile(0.999),
+        "max_us": hist.max(),
+        "goal_p99_us": 5000,
+        "rss_kib": { "idle": rss_idle, "peak": rss_peak },
+    })
+}
+
+/// The router in each execution mode (`async`, `thread_pool` with 2 threads,
+/// `multi_process` with 2 processes × 1 thread): `hie send` throughput
+/// (`HIE_BENCH_MODE_MESSAGES`, default 20000; 8 connections × window 32) and
+/// the ACK p99 of a paced sender at `HIE_BENCH_RATE` for 5 s, in one object.
+fn execution_modes(b: &Bench) -> Value {
+    let messages: u64 = env_or("HIE_BENCH_MODE_MESSAGES", 20_000);
+    let rate: u64 = env_or("HIE_BENCH_RATE", 5_000);
+    let modes = [
+        ("async", r#"execution = { mode = "async" }"#),
+        (
+            "thread_pool",
+            r#"execution = { mode = "thread_pool", threads = 2 }"#,
+        ),
+        (
+            "multi_process",
+            r#"execution = { mode = "multi_process", processes = 2, threads = 1 }"#,
+        ),
+    ];
+    let mut results = serde_json::Map::new();
+    for (mode, execution) in modes {
+        let demo =
+            b.start_demo(|t| t.replace(r#"execution = { mode = "thread_pool", threads = 2 }"#, execution));
+        std::thread::sleep(Duration::from_millis(500));
+        let started = Instant::now();
+        let out = Command::new(&b.bin)
+            .args([
+                "send",
+                &format!("127.0.0.1:{}", demo.inbound),
+                "--generate",
+                &messages.to_string(),
+                "--connections",
+                "8",
+                "--window",
+                "32",
+                "--json",
+                "--quiet",
+            ])
+            .output()
+            .unwrap();
+        let acked = started.elapsed();
+        let drained = demo.wait_drained(Duration::from_secs(300));
+        let report: Value = serde_json::from_slice(&out.stdout).unwrap_or(Value::Null);
+        let (hist, sent) = paced(demo.inbound, rate, 8, Duration::from_secs(5));
+        let delivered = demo.stop_sinks();
+        results.insert(
+            mode.into(),
+            json!({
+                "messages": messages,
+                "acked_msg_per_s": messages as f64 / acked.as_secs_f64(),
+                "drained": drained,
+                "delivered_to_sinks": delivered,
+                "hie_send_report": report,
+                "paced_rate": rate,
+                "paced_sent": sent,
+                "paced_p50_us": hist.value_at_quantile(0.50),
+                "paced_p99_us": hist.value_at_quantile(0.99),
+            }),
+        );
+    }
+    json!({ "production": "adt-demo", "persistence": false, "router_modes": results })
+}
+
+/// adt-demo with `commit` ACKs (issue 8), run with the durable store and again with
+/// `backend = "none"` for the ratio: `hie send` throughput (`HIE_BENCH_MESSAGES`,
+/// 8 connections × window 32), the ACK p50/p99 of a paced sender at `HIE_BENCH_RATE`
+/// for `HIE_BENCH_SECONDS`, and the store's bytes on disk per inbound message and per
+/// KiB of inbound message (each ADT is stored once inbound and once per routed copy).
+fn commit_ack(b: &Bench) -> Value {
+    let messages: u64 = env_or("HIE_BENCH_MESSAGES", 100_000);
+    let rate: u64 = env_or("HIE_BENCH_RATE", 5_000);
+    let seconds: u64 = env_or("HIE_BENCH_SECONDS", 10);
+    let sample = hie_mllp::tools::generate_adt_a01(1, "B");
+    let message_bytes = sample.first().map_or(0, |m| m.payload.len()) as f64;
+    let mut runs = serde_json::Map::new();
+    for persistence in [true, false] {
+        let demo = b.start_demo(|t| {
+            let t = t.replace(r#"ack_mode = "application""#, r#"ack_mode = "commit""#);
+            if persistence {
+                t.replace(r#"backend = "none""#, r#"backend = "sqlite""#)
+            } else {
+                t
+            }
+        });
+        std::thread::sleep(Duration::from_millis(500));
+        let started = Instant::now();
+        let out = Command::new(&b.bin)
+            .args([
+                "send",
+                &format!("127.0.0.1:{}", demo.inbound),
+                "--generate",
+                &messages.to_string(),
+                "--connections",
+                "8",
+                "--window",
+                "32",
+                "--json",
+                "--quiet",
+            ])
+            .output()
+            .unwrap();
+        let acked = started.elapsed();
+        let report: Value = serde_json::from_slice(&out.stdout).unwrap_or(Value::Null);
+        let drained = demo.wait_drained(Duration::from_secs(300));
+        let data = demo._dir.path().join("data");
+        let size = |name: &str| std::fs::metadata(data.join(name)).map_or(0, |m| m.len());
+        let store_bytes = size("hie-store.sqlite") + size("hie-store.sqlite-wal");
+        let (hist, sent) = paced(demo.inbound, rate, 8, Duration::from_secs(seconds));
+        let delivered = demo.stop_sinks();
+        let per_message = store_bytes as f64 / messages as f64;
+        runs.insert(
+            if persistence { "store" } else { "no_store" }.into(),
+            json!({
+                "messages": messages,
+                "acked_msg_per_s": messages as f64 / acked.as_secs_f64(),
+                "drained": drained,
+                "delivered_to_sinks": delivered,
+                "hie_send_report": report,
+                "paced_rate": rate,
+                "paced_sent": sent,
+                "ack_p50_us": hist.value_at_quantile(0.50),
+                "ack_p99_us": hist.value_at_quantile(0.99),
+                "store_bytes": store_bytes,
+                "store_bytes_per_message": per_message,
+                "store_bytes_per_kib_message": per_message * 1024.0 / message_bytes.max(1.0),
+            }),
+        );
+    }
+    json!({
+        "production": "adt-demo",
+        "ack_mode": "commit",
+        "connections": 8,
+        "message_bytes": message_bytes,
+        "goal_msg_per_s": 10_000,
+        "runs": runs,
+    })
+}
+
+fn main() {
+    // `cargo bench` passes --bench; nothing to filter on the command line
+    let bench = Bench {
+        bin: hie_bin(),
+        plugins: plugin_path(),
+    };
+    let wanted = std::env::var("HIE_BENCH_SCENARIOS").unwrap_or_default();
+    let scenarios: &[(&str, fn(&Bench) -> Value)] = &[
+        ("throughput", throughput),
+        ("latency_at_rate", latency_at_rate),
+        ("execution_modes", execution_modes),
+        ("commit_ack", commit_ack),
+    ];
+    for (name, run) in scenarios {
+        if wanted.is_empty() || wanted.split(',').any(|w| w.trim() == *name) {
+            line(name, run(&bench));
+        }
+    }
 }
