@@ -40,6 +40,20 @@ fn assert_one_line_error(out: &Output, needles: &[&str]) {
     }
 }
 
+/// Like [`assert_one_line_error`] for `hie plugin build`, whose stderr first carries
+/// cargo's own progress lines: the error is the last line, and only one says `error`.
+fn assert_build_error(out: &Output, needles: &[&str]) {
+    let stderr = text(&out.stderr);
+    assert!(!out.status.success(), "expected failure, got success: {stderr}");
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    let last = stderr.trim_end().lines().last().unwrap_or_default();
+    assert!(last.starts_with("error: "), "{stderr}");
+    assert_eq!(stderr.matches("error").count(), 1, "{stderr}");
+    for n in needles {
+        assert!(last.contains(n), "{n:?} missing in: {stderr}");
+    }
+}
+
 fn testing_plugin(name: &str) -> String {
     path_str(&repo_root().join("plugins/testing").join(name)).to_owned()
 }
@@ -56,7 +70,7 @@ fn build_checks_the_component_against_the_world_of_its_kind() {
     );
 
     let out = hie(&["plugin", "build", &guest, "--kind", "hook"]);
-    assert_one_line_error(
+    assert_build_error(
         &out,
         &[
             "wasm_guest.wasm",
@@ -66,7 +80,7 @@ fn build_checks_the_component_against_the_world_of_its_kind() {
 
     let hook = testing_plugin("wasm-hook");
     let out = hie(&["plugin", "build", &hook, "--kind", "service"]);
-    assert_one_line_error(
+    assert_build_error(
         &out,
         &[
             "wasm_hook.wasm",
@@ -77,7 +91,7 @@ fn build_checks_the_component_against_the_world_of_its_kind() {
     // an operation's adapter import is refused for a process, allowed for an operation
     let operation = testing_plugin("wasm-operation");
     let out = hie(&["plugin", "build", &operation, "--kind", "process"]);
-    assert_one_line_error(
+    assert_build_error(
         &out,
         &[
             "wasm_operation.wasm",
@@ -91,7 +105,7 @@ fn build_checks_the_component_against_the_world_of_its_kind() {
     // the right interface, but a function of it is missing: named by the link check
     let truncated = testing_plugin("wasm-missing-fn");
     let out = hie(&["plugin", "build", &truncated, "--kind", "process"]);
-    assert_one_line_error(
+    assert_build_error(
         &out,
         &["wasm_missing_fn.wasm", "hie:plugin/item@0.1.0", "`on-stop`"],
     );
@@ -139,7 +153,7 @@ fn build_takes_the_kind_from_the_crate_metadata() {
     )
     .unwrap();
     let out = hie(&["plugin", "build", path_str(&dir)]);
-    assert_one_line_error(
+    assert_build_error(
         &out,
         &[
             "declared.wasm",
@@ -149,7 +163,7 @@ fn build_takes_the_kind_from_the_crate_metadata() {
 
     std::fs::write(&manifest, written.replace("kind = \"hook\"", "kind = \"router\"")).unwrap();
     let out = hie(&["plugin", "build", path_str(&dir)]);
-    assert_one_line_error(&out, &["Cargo.toml", "kind = \"router\" is not a plugin kind"]);
+    assert_build_error(&out, &["Cargo.toml", "kind = \"router\" is not a plugin kind"]);
 }
 
 fn write(dir: &Path, name: &str, body: &str) {
