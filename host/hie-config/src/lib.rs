@@ -16,12 +16,12 @@ pub mod wire;
 
 use std::path::{Path, PathBuf};
 
+pub use check::DEFAULT_ADMIN_LISTEN;
 pub use check::{
     DEFAULT_DRAIN_TIMEOUT, DEFAULT_QUEUE_CAPACITY, DEFAULT_REQUEST_TIMEOUT, check_str, parse_size,
     valid_hl7_path,
 };
 pub use diff::{ItemDiff, ProductionDiff, diff};
-pub use check::DEFAULT_ADMIN_LISTEN;
 pub use error::{ConfigError, ConfigErrors, SourceFile};
 pub use model::*;
 pub use plugins::{WorldCheck, plugin_search_path, resolve_plugins};

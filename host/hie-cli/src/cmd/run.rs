@@ -94,7 +94,10 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
 }
 
 /// The admin API's address, token and TLS from `[admin]` and the flags; `None`: not served.
-fn admin_options(args: &Args, production: &hie_config::Production) -> anyhow::Result<Option<hie_admin::AdminOptions>> {
+fn admin_options(
+    args: &Args,
+    production: &hie_config::Production,
+) -> anyhow::Result<Option<hie_admin::AdminOptions>> {
     let section = production.admin.as_ref();
     let Some(listen) = args.admin.or(section.map(|a| a.listen)) else {
         return Ok(None);
@@ -213,9 +216,8 @@ fn json_answer<T: serde::Serialize>(value: &T) -> String {
 /// per `[log.items]` entry, matching the spans that carry that item's name.
 fn log_filter(log: Option<&hie_config::LogSettings>) -> (tracing_subscriber::EnvFilter, Vec<String>) {
     use tracing_subscriber::EnvFilter;
-    let mut filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| {
-        EnvFilter::new(log.and_then(|l| l.level.as_deref()).unwrap_or("info"))
-    });
+    let mut filter = EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| EnvFilter::new(log.and_then(|l| l.level.as_deref()).unwrap_or("info")));
     let mut refused = Vec::new();
     for (item, level) in log.map(|l| &l.items).into_iter().flatten() {
         match format!("[{{item={item}}}]={level}").parse() {
@@ -236,7 +238,9 @@ fn init_logging(format: LogFormat, log: Option<&hie_config::LogSettings>) {
         LogFormat::Json => builder.json().flatten_event(true).init(),
     }
     for r in refused {
-        tracing::warn!("log level not applied: {r}; item names with spaces or brackets cannot have their own level");
+        tracing::warn!(
+            "log level not applied: {r}; item names with spaces or brackets cannot have their own level"
+        );
     }
 }
 
