@@ -215,7 +215,12 @@ fn spec(addr: SocketAddr) -> Value {
 fn every_route_needs_the_token_and_big_bodies_are_refused() {
     let sink = Sink::start("sink");
     let inbound = free_port();
-    let p = Running::start(inbound, &production_toml(inbound, sink.port, None, ""), &[], &[]);
+    let p = Running::start(
+        inbound,
+        &production_toml(inbound, sink.port, Some("passthrough"), ""),
+        &[],
+        &["passthrough"],
+    );
     let spec = spec(p.admin);
     let routes = routes(&spec);
     assert!(routes.len() >= 16, "too few routes in /openapi.json: {routes:?}");
@@ -331,7 +336,12 @@ fn metrics_parse_and_count_what_was_sent() {
     let sink = Sink::start("sink");
     let inbound = free_port();
     let log = "\n[log.items]\nout = \"debug\"\n";
-    let p = Running::start(inbound, &production_toml(inbound, sink.port, None, log), &[], &[]);
+    let p = Running::start(
+        inbound,
+        &production_toml(inbound, sink.port, Some("passthrough"), log),
+        &[],
+        &["passthrough"],
+    );
     for i in 0..N {
         p.send(&format!("M{i}"));
     }
@@ -411,7 +421,12 @@ fn metrics_parse_and_count_what_was_sent() {
 fn ctl_pause_resume_stop_start_round_trip_on_the_wire() {
     let sink = Sink::start("sink");
     let inbound = free_port();
-    let p = Running::start(inbound, &production_toml(inbound, sink.port, None, ""), &[], &[]);
+    let p = Running::start(
+        inbound,
+        &production_toml(inbound, sink.port, Some("passthrough"), ""),
+        &[],
+        &["passthrough"],
+    );
     p.send("A0");
     sink.wait_for(1);
 
@@ -597,7 +612,12 @@ fn probe(routes: usize) -> impl Strategy<Value = Probe> {
 fn random_requests_from_the_openapi_description_get_no_5xx() {
     let sink = Sink::start("sink");
     let inbound = free_port();
-    let p = Running::start(inbound, &production_toml(inbound, sink.port, None, ""), &[], &[]);
+    let p = Running::start(
+        inbound,
+        &production_toml(inbound, sink.port, Some("passthrough"), ""),
+        &[],
+        &["passthrough"],
+    );
     p.send("S1");
     sink.wait_for(1);
     let routes = routes(&spec(p.admin));

@@ -174,8 +174,22 @@ fn a_resent_message_gets_the_stored_ack_and_reaches_the_sink_once_even_across_a_
     let after_restart = conn.call(adt("D1").as_bytes()).unwrap();
     assert_eq!(after_restart, first, "the ACK cache survives a restart");
     assert_eq!(msa(&conn.call(adt("D3").as_bytes()).unwrap()).0, "AA");
-    sink.wait_for(3);
-    assert_eq!(sink_order(sink.dir.path()), ["D1", "D2", "D3"]);
+    // Delivery downstream is at least once: D2's "done" may not have been
+    // committed when the engine was killed, so recovery may deliver D2 again.
+    // What must hold: the re-sent D1 is never delivered a second time, and D3 arrives.
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    let order = loop {
+        let order = sink_order(sink.dir.path());
+        if order.iter().any(|c| c == "D3") || std::time::Instant::now() > deadline {
+            break order;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let count = |id: &str| order.iter().filter(|c| *c == id).count();
+    assert_eq!(count("D1"), 1, "the re-sent D1 reached the sink again: {order:?}");
+    assert_eq!(count("D3"), 1, "D3 did not reach the sink once: {order:?}");
+    assert!(count("D2") >= 1, "D2 was lost: {order:?}");
+    assert_eq!(order.last().map(String::as_str), Some("D3"), "{order:?}");
 }
 
 #[test]

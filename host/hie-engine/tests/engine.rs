@@ -873,22 +873,25 @@ plugin = "native"
 }
 
 #[tokio::test]
-async fn multi_process_is_refused_clearly() {
+async fn multi_process_without_a_plugin_is_refused_clearly() {
+    // multi_process runs the item's plugin in `hie worker` processes; an item with
+    // no plugin has nothing to run there.
     let text = r#"
 [production]
 name = "mp"
 
 [[items]]
 name = "p"
-kind = "process"
-plugin = "native"
+kind = "service"
 execution = { mode = "multi_process", processes = 2 }
 "#;
     let err = Engine::start(production(text), Arc::new(Doubles::default()))
         .await
-        .unwrap_err();
-    assert_eq!(
-        err.to_string(),
-        "item p: execution mode \"multi_process\" is not supported yet"
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.starts_with("item p: execution mode \"multi_process\" without a plugin"),
+        "{err}"
     );
+    assert!(err.contains("use \"thread_pool\""), "{err}");
 }

@@ -124,7 +124,14 @@ impl Sink {
             .take(64)
             .collect();
         let path = dir.join(format!("{sequence:09}_{id}.hl7"));
-        match tokio::fs::write(&path, &frame).await {
+        // Write under a temporary name, then rename: whoever watches the directory
+        // never sees a partly written `.hl7` file.
+        let partial = dir.join(format!(".{sequence:09}_{id}.part"));
+        let written = match tokio::fs::write(&partial, &frame).await {
+            Ok(()) => tokio::fs::rename(&partial, &path).await,
+            Err(err) => Err(err),
+        };
+        match written {
             Ok(()) => self.counters.written.fetch_add(1, Ordering::Relaxed),
             Err(err) => {
                 tracing::warn!(path = %path.display(), error = %err, "listen: cannot write message");
