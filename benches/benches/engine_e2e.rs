@@ -544,6 +544,9 @@ fn commit_ack(b: &Bench) -> Value {
     })
 }
 
+/// One end-to-end scenario: runs and returns its JSON line.
+type Scenario = fn(&Bench) -> Value;
+
 fn main() {
     // `cargo bench` passes --bench; nothing to filter on the command line
     let bench = Bench {
@@ -551,7 +554,7 @@ fn main() {
         plugins: plugin_path(),
     };
     let wanted = std::env::var("HIE_BENCH_SCENARIOS").unwrap_or_default();
-    let scenarios: &[(&str, fn(&Bench) -> Value)] = &[
+    let scenarios: &[(&str, Scenario)] = &[
         ("throughput", throughput),
         ("latency_at_rate", latency_at_rate),
         ("execution_modes", execution_modes),

@@ -73,12 +73,15 @@ adapter = {{ type = "mllp-out", port = {ris}, ack_timeout = "5s" }}
     )
 }
 
+/// What one sender saw: control ids that got `AA`, and (control id, code) of the others.
+type SenderResult = (Vec<String>, Vec<(String, String)>);
+
 /// Senders that keep `SENDERS` connections busy until stopped; each records the
 /// control ids that got `AA` and those that got anything else.
 struct Load {
     stop: Arc<AtomicBool>,
     sent: Arc<AtomicUsize>,
-    threads: Vec<std::thread::JoinHandle<(Vec<String>, Vec<(String, String)>)>>,
+    threads: Vec<std::thread::JoinHandle<SenderResult>>,
     started: Instant,
 }
 

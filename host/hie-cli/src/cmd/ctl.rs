@@ -139,10 +139,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         CtlCommand::Disable { item } => return action(&client, json, &item, "disable"),
         CtlCommand::Restart { item } => return action(&client, json, &item, "restart"),
         CtlCommand::Reload { item, file, canary } => {
-            let file = match file {
-                Some(f) => Some(std::path::absolute(&f).unwrap_or(f).display().to_string()),
-                None => None,
-            };
+            let file = file.map(|f| std::path::absolute(&f).unwrap_or(f).display().to_string());
             let body = serde_json::json!({ "file": file, "canary": canary });
             return action_with(&client, json, &item, "reload", Some(&body));
         }

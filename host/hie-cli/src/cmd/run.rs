@@ -136,11 +136,11 @@ async fn serve(
         None => None,
     };
     let admin_stop = tokio_util::sync::CancellationToken::new();
-    if let Some(options) = admin {
-        if let Err(e) = hie_admin::start(Arc::clone(&engine), options, admin_stop.clone()).await {
-            engine.stop(drain).await;
-            return Err(e.into());
-        }
+    if let Some(options) = admin
+        && let Err(e) = hie_admin::start(Arc::clone(&engine), options, admin_stop.clone()).await
+    {
+        engine.stop(drain).await;
+        return Err(e.into());
     }
     let mut hup = signal(SignalKind::hangup()).context("cannot watch SIGHUP")?;
     let signal_name = loop {
