@@ -2,43 +2,12 @@
 //! builds for wasm32-wasip2, components run in the real host (hie-wasm).
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Command;
 
 use hie_tests::{build_plugin, plugins_target_dir, repo_root};
 
-/// Runs `hie` with `args`; scaffold builds share one target directory so their
-/// dependencies compile once.
-fn hie(args: &[&str]) -> Output {
-    let scaffolds = plugins_target_dir().with_file_name("plugin-scaffolds");
-    Command::new(env!("CARGO_BIN_EXE_hie"))
-        .args(args)
-        .env("CARGO_TARGET_DIR", scaffolds)
-        .output()
-        .expect("run hie")
-}
-
-fn text(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).into_owned()
-}
-
-fn path_str(p: &Path) -> &str {
-    p.to_str().expect("utf-8 path")
-}
-
-/// Asserts `hie` failed with one line on stderr that contains each of `needles`.
-fn assert_one_line_error(out: &Output, needles: &[&str]) {
-    let stderr = text(&out.stderr);
-    assert!(!out.status.success(), "expected failure, got success: {stderr}");
-    assert_eq!(
-        stderr.trim_end().lines().count(),
-        1,
-        "one line expected: {stderr}"
-    );
-    assert!(!stderr.contains("panicked"), "{stderr}");
-    for n in needles {
-        assert!(stderr.contains(n), "{n:?} missing in: {stderr}");
-    }
-}
+mod common;
+use common::{assert_one_line_error, hie, path_str, text};
 
 #[test]
 fn standard_plugins_pass_their_sample_cases_in_the_real_host() {
