@@ -5,11 +5,18 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::{Mutex, PoisonError};
 
-/// The repository root (the parent of this crate).
+/// The repository root: the parent of the running test's or bench's package
+/// (cargo sets `CARGO_MANIFEST_DIR` when it runs them), else of this crate as
+/// compiled. The run-time value comes first because a build cache shared by two
+/// checkouts can hand one of them this library compiled in the other.
 pub fn repo_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .map(Path::to_path_buf)
+    let compiled = Path::new(env!("CARGO_MANIFEST_DIR")).to_path_buf();
+    std::env::var_os("CARGO_MANIFEST_DIR")
+        .map(PathBuf::from)
+        .into_iter()
+        .chain([compiled])
+        .filter_map(|dir| dir.parent().map(Path::to_path_buf))
+        .find(|root| root.join("plugins").is_dir() && root.join("Cargo.toml").is_file())
         .unwrap_or_else(|| PathBuf::from("."))
 }
 

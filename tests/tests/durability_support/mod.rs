@@ -85,8 +85,9 @@ impl Durable {
     /// Start `hie run` and wait until its listener accepts connections.
     pub fn start(&mut self) {
         let port = self.port;
+        // logged after "production started": the control socket is then usable too
         self.spawn()
-            .wait_for_line("production started", Duration::from_secs(60));
+            .wait_for_line("control socket open", Duration::from_secs(60));
         wait_for_port(port);
     }
 

@@ -288,8 +288,10 @@ impl Production {
             ],
         );
         let mut p = Production { dir, control, proc };
+        // the control socket opens after the engine has started: wait for it,
+        // or the first control command races its bind
         p.proc
-            .wait_for_line("production started", Duration::from_secs(60));
+            .wait_for_line("control socket open", Duration::from_secs(60));
         if let Some(port) = inbound_port {
             wait_for_port(port);
         }
