@@ -11,7 +11,7 @@
 //! Each scenario also reports the engine's resident set (KiB) at idle, its peak
 //! under that load, and after.
 //!
-//! `cargo bench -p hie-benches --bench engine_e2e` builds `hie` in release mode
+//! `cargo bench --workspace --bench engine_e2e` builds `hie` in release mode
 //! (or set `HIE_BIN`) and the router and mapper plugins (or set `HIE_PLUGIN_PATH`).
 //! `HIE_BENCH_MESSAGES` sets N (default 100000); `HIE_BENCH_SCENARIOS` (comma
 //! separated) picks scenarios.

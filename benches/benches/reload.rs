@@ -8,7 +8,7 @@
 //!   alternating two versions: p50, p90, max, with the load and trial parts.
 //!   Goal: ≤ 100 ms.
 //!
-//! `cargo bench -p hie-benches --bench reload` builds the `reload-v1` and
+//! `cargo bench --workspace --bench reload` builds the `reload-v1` and
 //! `reload-v2` test plugins. `HIE_BENCH_WORKERS` sets the router's threads (default 2).
 
 use std::path::Path;

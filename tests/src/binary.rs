@@ -4,7 +4,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::OnceLock;
 
-/// The workspace's `hie` binary, built once per process by `cargo build -p hie-cli`
+/// The workspace's `hie` binary, built once per process by `cargo build --workspace --bin hie`
 /// into the target directory and profile of the running test or bench (found from
 /// its executable's path: `<target>/<profile>/deps/<name>-<hash>`), because
 /// `CARGO_BIN_EXE_hie` exists only inside hie-cli's own tests.
@@ -24,11 +24,13 @@ pub fn hie_binary() -> &'static Path {
         let release = profile_dir.file_name().is_some_and(|n| n == "release");
         let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
         let mut cmd = Command::new(cargo);
+        // `--workspace` so features unify as in `cargo test/bench --workspace`
+        // and the dependencies already built for the test are reused (with
+        // `-p hie-cli` alone, wasmtime is built a second time)
         cmd.args([
             "build",
             "--quiet",
-            "-p",
-            "hie-cli",
+            "--workspace",
             "--bin",
             "hie",
             "--manifest-path",

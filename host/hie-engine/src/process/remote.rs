@@ -185,6 +185,11 @@ impl Connection {
         pending.calls.clear();
     }
 
+    /// Why the connection was given up, if it was.
+    pub fn dead_reason(&self) -> Option<String> {
+        self.pending.lock().dead.clone()
+    }
+
     /// Whether the worker is gone.
     pub fn is_dead(&self) -> bool {
         self.pending.lock().dead.is_some()
@@ -201,12 +206,41 @@ impl Connection {
     }
 
     /// Write a frame that needs no answer.
+    /// A failed write may have left half a frame on the socket, so the
+    /// connection is marked dead and the supervisor replaces the worker.
     pub fn send(&self, frame: &Frame) -> Result<(), String> {
         let bytes = protocol::encode(frame);
+        let written = self.writer.lock().write_all(&bytes);
+        written.map_err(|e| {
+            let reason = format!("cannot write to the worker: {e}");
+            self.mark_dead(&reason);
+            reason
+        })
+    }
+
+    /// Bound every write: a worker that has not read for this long is as good as
+    /// dead, and a writer must not block on it forever.
+    pub fn set_write_timeout(&self, timeout: Duration) -> Result<(), String> {
         self.writer
             .lock()
-            .write_all(&bytes)
-            .map_err(|e| format!("cannot write to the worker: {e}"))
+            .set_write_timeout(Some(timeout))
+            .map_err(|e| format!("cannot set the write timeout: {e}"))
+    }
+
+    /// Write a frame unless another thread is writing (it may be blocked on a
+    /// worker that stopped reading): the supervisor's heartbeat must never wait,
+    /// or it could not notice the silence. False when skipped or failed.
+    pub fn try_send(&self, frame: &Frame) -> bool {
+        let Some(mut writer) = self.writer.try_lock() else {
+            return false;
+        };
+        let written = writer.write_all(&protocol::encode(frame));
+        drop(writer);
+        if let Err(e) = written {
+            self.mark_dead(&format!("cannot write to the worker: {e}"));
+            return false;
+        }
+        true
     }
 
     /// Ask the worker to swap its plugin instances and wait for its answer.

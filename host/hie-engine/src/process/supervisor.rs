@@ -458,6 +458,11 @@ impl ProcessPool {
                 return Exit::Died(format!("{reason} ({status})"));
             }
         };
+        if let Err(reason) = conn.set_write_timeout(self.settings.heartbeat_timeout) {
+            conn.mark_dead(&reason);
+            let status = kill_and_reap(&mut child);
+            return Exit::Died(format!("{reason} ({status})"));
+        }
         let (death_tx, death_rx) = crossbeam_channel::bounded(1);
         let reader_conn = Arc::clone(&conn);
         let spawned = std::thread::Builder::new()
@@ -507,8 +512,13 @@ impl ProcessPool {
             let now = Instant::now();
             if now >= next_beat {
                 seq += 1;
-                let _ = conn.send(&Frame::Heartbeat { seq });
+                // skipped when a writer holds the socket: the silence check below still runs
+                conn.try_send(&Frame::Heartbeat { seq });
                 next_beat = now + self.settings.heartbeat;
+            }
+            if let Some(reason) = conn.dead_reason() {
+                let status = kill_and_reap(child);
+                return Exit::Died(format!("{reason} ({status})"));
             }
             let silent = conn.last_ack().elapsed();
             if silent > self.settings.heartbeat_timeout {
