@@ -299,7 +299,10 @@ impl PeakRss {
         let (stop_tx, stop_rx) = std::sync::mpsc::channel::<()>();
         let join = std::thread::spawn(move || {
             let mut peak = rss_kib(pid);
-            while stop_rx.recv_timeout(Duration::from_millis(50)).is_err() {
+            // until `finish` drops the sender (Disconnected); a timeout is the next sample
+            while let Err(std::sync::mpsc::RecvTimeoutError::Timeout) =
+                stop_rx.recv_timeout(Duration::from_millis(50))
+            {
                 peak = peak.max(rss_kib(pid));
             }
             peak
@@ -314,6 +317,11 @@ impl PeakRss {
         drop(self.stop.take());
         self.join.take().map(|j| j.join().unwrap()).unwrap_or(0)
     }
+}
+
+/// A progress line on stderr (stdout carries only the JSON lines).
+fn progress(scenario: &str, what: &str) {
+    eprintln!("[engine_e2e {scenario}] {what}");
 }
 
 fn line(scenario: &str, mut body: Value) {
@@ -334,6 +342,7 @@ fn throughput(b: &Bench) -> Value {
     std::thread::sleep(Duration::from_millis(500));
     let rss_idle = rss_kib(demo.pid());
     let peak = PeakRss::start(demo.pid());
+    progress("throughput", &format!("sending {messages} messages"));
     let started = Instant::now();
     let out = Command::new(&b.bin)
         .args([
@@ -351,8 +360,10 @@ fn throughput(b: &Bench) -> Value {
         .output()
         .unwrap();
     let acked = started.elapsed();
+    progress("throughput", &format!("acked in {:.1} s; waiting for the queues to drain", acked.as_secs_f64()));
     let drained = demo.wait_drained(Duration::from_secs(300));
     let delivered_at = started.elapsed();
+    progress("throughput", "stopping the sinks");
     let rss_peak = peak.finish();
     let report: Value = serde_json::from_slice(&out.stdout)
         .unwrap_or_else(|_| json!({ "raw": String::from_utf8_lossy(&out.stdout) }));
@@ -384,6 +395,7 @@ fn latency_at_rate(b: &Bench) -> Value {
     std::thread::sleep(Duration::from_millis(500));
     let rss_idle = rss_kib(demo.pid());
     let peak = PeakRss::start(demo.pid());
+    progress("latency_at_rate", &format!("{rate} msg/s for {seconds} s"));
     let (hist, sent) = paced(demo.inbound, rate, 8, Duration::from_secs(seconds));
     let rss_peak = peak.finish();
     let drained = demo.wait_drained(Duration::from_secs(60));
@@ -427,6 +439,7 @@ fn execution_modes(b: &Bench) -> Value {
     ];
     let mut results = serde_json::Map::new();
     for (mode, execution) in modes {
+        progress("execution_modes", &format!("{mode}: {messages} messages, then {rate} msg/s for 5 s"));
         let demo =
             b.start_demo(|t| t.replace(r#"execution = { mode = "thread_pool", threads = 2 }"#, execution));
         std::thread::sleep(Duration::from_millis(500));
@@ -482,6 +495,10 @@ fn commit_ack(b: &Bench) -> Value {
     let message_bytes = sample.first().map_or(0, |m| m.payload.len()) as f64;
     let mut runs = serde_json::Map::new();
     for persistence in [true, false] {
+        progress(
+            "commit_ack",
+            &format!("store {persistence}: {messages} messages, then {rate} msg/s for {seconds} s"),
+        );
         let demo = b.start_demo(|t| {
             let t = t.replace(r#"ack_mode = "application""#, r#"ack_mode = "commit""#);
             if persistence {
