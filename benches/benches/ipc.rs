@@ -34,6 +34,8 @@ name = "ipc-bench"
 [[items]]
 name = "work"
 kind = "process"
+# the worker side makes native pass-through instances; the name only satisfies the config
+plugin = "passthrough"
 execution = { mode = "multi_process", processes = 1, threads = 1 }
 "#;
 
@@ -123,6 +125,7 @@ fn main() {
             .call(
                 |call| Frame::Deliver {
                     call,
+                    plugin: None,
                     msg: msg.clone(),
                 },
                 "work",
@@ -141,6 +144,7 @@ fn main() {
     criterion.bench_function("ipc/deliver_round_trip_1kb", |b| b.iter(call));
     let frame = Frame::Deliver {
         call: 1,
+        plugin: None,
         msg: msg.clone(),
     };
     criterion.bench_function("ipc/frame_encode_decode_1kb", |b| {

@@ -35,9 +35,20 @@ fn wasm(package: &str) -> PathBuf {
     hie_tests::build_plugin(package)
 }
 
+/// The router's execution: `threads` threads in the engine.
+fn thread_pool(threads: usize) -> String {
+    format!("pool_size = {threads}\nexecution = {{ mode = \"thread_pool\", threads = {threads} }}")
+}
+
+/// The router's execution: `processes` worker processes of one thread each.
+fn multi_process(processes: usize) -> String {
+    format!("execution = {{ mode = \"multi_process\", processes = {processes}, threads = 1 }}")
+}
+
 /// A production of the adt-demo's shape: `in` (mllp-in, application ACKs) →
-/// `router` (thread_pool) → `pas` and `ris` (mllp-out); `extra` is appended as is.
-fn demo(inbound: u16, pas: u16, ris: u16, router_plugin: &str, threads: usize, extra: &str) -> String {
+/// `router` (`execution`, see [`thread_pool`]) → `pas` and `ris` (mllp-out);
+/// `extra` is appended as is.
+fn demo(inbound: u16, pas: u16, ris: u16, router_plugin: &str, execution: &str, extra: &str) -> String {
     format!(
         r#"
 [production]
@@ -54,8 +65,7 @@ targets = ["router"]
 name = "router"
 kind = "process"
 plugin = "{router_plugin}"
-pool_size = {threads}
-execution = {{ mode = "thread_pool", threads = {threads} }}
+{execution}
 queue = {{ kind = "fifo", capacity = 10000, overflow = "block" }}
 targets = ["pas", "ris"]
 settings = {{ "reload.check_messages" = "20", "reload.max_error_percent" = "50" }}
@@ -272,11 +282,40 @@ fn check_delivery(pas: &Sink, ris: &Sink, accepted: &[String]) -> BTreeMap<Strin
 
 #[test]
 fn reload_under_load_alternating_versions_loses_and_doubles_nothing() {
+    reload_under_load(&thread_pool(2), 2);
+}
+
+/// The same with the router in two worker processes: they stay up (same pids)
+/// and each of their threads swaps after its current call.
+#[test]
+fn reload_under_load_in_multi_process_keeps_the_worker_processes() {
+    let p = reload_under_load(&multi_process(2), 2);
+    assert_eq!(
+        p.proc.lines_with("worker process ready").len(),
+        2,
+        "a worker process was restarted during the reloads:\n{}",
+        p.proc.dump()
+    );
+    // each worker thread made an instance of each version when a call first named it
+    let started = p
+        .proc
+        .lines_with("worker thread started an instance of a plugin version");
+    for thread in ["router-0-t0", "router-1-t0"] {
+        assert!(
+            started.iter().filter(|l| l.contains(thread)).count() >= 2,
+            "{thread} did not start instances of both versions: {started:?}"
+        );
+    }
+}
+
+/// Load through the router while it is reloaded [`RELOADS`] times, alternating
+/// v2 and v1; `workers`: the router's engine-side workers. Returns the
+/// production, still running, for more checks.
+fn reload_under_load(execution: &str, workers: usize) -> Production {
     let (pas, ris) = (Sink::start("pas"), Sink::start("ris"));
     let inbound = free_port();
-    let threads = 2;
     let p = Production::run(
-        &demo(inbound, pas.port, ris.port, "reload-v1", threads, ""),
+        &demo(inbound, pas.port, ris.port, "reload-v1", execution, ""),
         &["reload-v1", "reload-v2"],
         Some(inbound),
     );
@@ -339,7 +378,7 @@ fn reload_under_load_alternating_versions_loses_and_doubles_nothing() {
             .or_default()
             .push((field(s, "from").to_string(), field(s, "to").to_string()));
     }
-    assert_eq!(per_worker.len(), threads, "every worker swapped: {swaps:?}");
+    assert_eq!(per_worker.len(), workers, "every worker swapped: {swaps:?}");
     for (worker, list) in &per_worker {
         for pair in list.windows(2) {
             assert_eq!(
@@ -365,6 +404,7 @@ fn reload_under_load_alternating_versions_loses_and_doubles_nothing() {
     for id in &result.last_per_sender {
         assert_eq!(by_id[id].0, last_name, "message {id} after the last reload");
     }
+    p
 }
 
 #[test]
@@ -372,7 +412,7 @@ fn broken_versions_are_rejected_or_rolled_back_and_traffic_goes_on() {
     let (pas, ris) = (Sink::start("pas"), Sink::start("ris"));
     let inbound = free_port();
     let mut p = Production::run(
-        &demo(inbound, pas.port, ris.port, "reload-v1", 2, ""),
+        &demo(inbound, pas.port, ris.port, "reload-v1", &thread_pool(2), ""),
         &["reload-v1"],
         Some(inbound),
     );
@@ -468,7 +508,7 @@ fn canary_gets_its_share_then_promote_and_rollback() {
     let (pas, ris) = (Sink::start("pas"), Sink::start("ris"));
     let inbound = free_port();
     let p = Production::run(
-        &demo(inbound, pas.port, ris.port, "reload-v1", 1, ""),
+        &demo(inbound, pas.port, ris.port, "reload-v1", &thread_pool(1), ""),
         &["reload-v1", "reload-v2"],
         Some(inbound),
     );
@@ -538,7 +578,7 @@ targets = ["pas", "ris"]
 {audit_item}"#
         )
     };
-    let before = demo(inbound, pas.port, ris.port, "reload-v1", 2, &extra("")).replace(
+    let before = demo(inbound, pas.port, ris.port, "reload-v1", &thread_pool(2), &extra("")).replace(
         "targets = [\"pas\", \"ris\"]\nsettings",
         "targets = [\"enrich\"]\nsettings",
     );

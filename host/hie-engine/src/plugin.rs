@@ -77,6 +77,13 @@ pub trait PluginFactory: Send + Sync {
         self.item_instance(item, host, adapter)
     }
 
+    /// Check, off the hot path, that version `hash` starts with `item`'s
+    /// settings: one instance (`on-init`), dropped at once (`on-teardown`),
+    /// its outbound adapter not opened. A reload publishes only versions that pass.
+    fn trial(&self, item: &ItemConfig, hash: &str, host: Arc<dyn HostApi>) -> Result<(), PluginError> {
+        self.version_instance(item, hash, host, None).map(drop)
+    }
+
     /// A fresh, initialised instance of `hook`.
     fn hook_instance(
         &self,

@@ -531,12 +531,10 @@ impl Engine {
 /// One instance of version `hash` with the item's settings: `on-init` runs, then
 /// the instance is dropped (`on-teardown`). Its outbound adapter is not opened.
 fn trial(shared: &crate::engine::Shared, config: &ItemConfig, hash: &str) -> Result<(), String> {
-    let instance = shared
+    shared
         .factory
-        .version_instance(config, hash, shared.host.clone(), None)
-        .map_err(|e| e.to_string())?;
-    drop(instance);
-    Ok(())
+        .trial(config, hash, shared.host.clone())
+        .map_err(|e| e.to_string())
 }
 
 /// The content hash a status line shows: the first 12 hex characters.

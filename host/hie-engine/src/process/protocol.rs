@@ -16,7 +16,7 @@ use hie_core::{Envelope, Failure, Outcome, PluginError};
 use serde::{Deserialize, Serialize};
 
 /// Version of the frame layout; bump on any change to [`Frame`].
-pub const PROTOCOL_VERSION: u32 = 1;
+pub const PROTOCOL_VERSION: u32 = 2;
 
 /// Largest frame accepted; a bigger length prefix means the peer writes garbage.
 pub const MAX_FRAME: usize = 64 * 1024 * 1024;
@@ -126,6 +126,9 @@ pub enum Frame {
     Deliver {
         /// Call id.
         call: u64,
+        /// The plugin version to run it on (hot reload, canary): its component
+        /// file; `None` is the plugin the worker was started with.
+        plugin: Option<PathBuf>,
         /// The message.
         msg: Envelope,
     },
@@ -133,6 +136,8 @@ pub enum Frame {
     Reply {
         /// Call id.
         call: u64,
+        /// The plugin version, as in [`Frame::Deliver`].
+        plugin: Option<PathBuf>,
         /// The request's correlation id.
         correlation_id: String,
         /// The reply or why there is none.
@@ -192,18 +197,6 @@ pub enum Frame {
     HeartbeatAck {
         /// The heartbeat's sequence number.
         seq: u64,
-    },
-    /// Engine → worker: swap plugin instances (hot reload). Each thread finishes
-    /// its current call, then makes a new instance of `plugin` before its next one.
-    Reload {
-        /// The new component; `None` reloads the same file.
-        plugin: Option<PathBuf>,
-    },
-    /// Worker → engine: the reload of every thread's instance ended.
-    Reloaded {
-        /// `Err` with the reason if a thread's new instance failed; that thread
-        /// keeps its old instance.
-        result: Result<(), String>,
     },
     /// Engine → worker: finish the calls in hand, run `on-stop`, exit 0.
     Shutdown,
@@ -288,6 +281,12 @@ mod tests {
         let frames = [
             Frame::Deliver {
                 call: 7,
+                plugin: Some(PathBuf::from("/plugins/v2.wasm")),
+                msg: msg.clone(),
+            },
+            Frame::Deliver {
+                call: 10,
+                plugin: None,
                 msg: msg.clone(),
             },
             Frame::Outcome {

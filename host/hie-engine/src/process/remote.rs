@@ -11,6 +11,7 @@
 use std::collections::HashMap;
 use std::io::Write;
 use std::os::unix::net::UnixStream;
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
@@ -45,7 +46,6 @@ pub struct Connection {
     next_call: AtomicU64,
     in_flight: AtomicUsize,
     last_ack: Mutex<Instant>,
-    reloaded: Mutex<Option<Sender<Result<(), String>>>>,
 }
 
 impl std::fmt::Debug for Connection {
@@ -121,7 +121,6 @@ impl Connection {
             next_call: AtomicU64::new(1),
             in_flight: AtomicUsize::new(0),
             last_ack: Mutex::new(Instant::now()),
-            reloaded: Mutex::new(None),
         });
         Ok((conn, reader))
     }
@@ -151,12 +150,6 @@ impl Connection {
             Frame::Counter { call, .. } | Frame::Histogram { call, .. } => *call,
             Frame::HeartbeatAck { .. } => {
                 *self.last_ack.lock() = Instant::now();
-                return Ok(());
-            }
-            Frame::Reloaded { result } => {
-                if let Some(tx) = self.reloaded.lock().take() {
-                    let _ = tx.send(result.clone());
-                }
                 return Ok(());
             }
             Frame::Refuse { reason } => return Err(format!("the worker gave up: {reason}")),
@@ -241,15 +234,6 @@ impl Connection {
             return false;
         }
         true
-    }
-
-    /// Ask the worker to swap its plugin instances and wait for its answer.
-    pub fn reload(&self, plugin: Option<std::path::PathBuf>, timeout: Duration) -> Result<(), String> {
-        let (tx, rx) = crossbeam_channel::bounded(1);
-        *self.reloaded.lock() = Some(tx);
-        self.send(&Frame::Reload { plugin })?;
-        rx.recv_timeout(timeout)
-            .map_err(|_| format!("worker {} did not answer the reload in time", self.worker))?
     }
 
     fn register(&self) -> Result<(u64, Receiver<Frame>), CallError> {
@@ -359,8 +343,6 @@ pub(crate) fn frame_name(frame: &Frame) -> &'static str {
         Frame::Histogram { .. } => "histogram",
         Frame::Heartbeat { .. } => "heartbeat",
         Frame::HeartbeatAck { .. } => "heartbeat-ack",
-        Frame::Reload { .. } => "reload",
-        Frame::Reloaded { .. } => "reloaded",
         Frame::Shutdown => "shutdown",
     }
 }
@@ -375,6 +357,9 @@ pub(crate) struct RemoteInstance {
     host: Arc<dyn HostApi>,
     adapter: Option<Box<dyn OutboundAdapter>>,
     preferred: usize,
+    /// The plugin version this instance runs in the workers: its component
+    /// file, named in every call; `None`: the item's configured plugin.
+    plugin: Option<PathBuf>,
 }
 
 impl RemoteInstance {
@@ -382,6 +367,7 @@ impl RemoteInstance {
         pool: Arc<ProcessPool>,
         host: Arc<dyn HostApi>,
         adapter: Option<Box<dyn OutboundAdapter>>,
+        plugin: Option<PathBuf>,
     ) -> Result<Self, PluginError> {
         let (user, preferred) = pool.acquire()?;
         Ok(RemoteInstance {
@@ -390,6 +376,7 @@ impl RemoteInstance {
             host,
             adapter,
             preferred,
+            plugin,
         })
     }
 
@@ -408,10 +395,12 @@ impl RemoteInstance {
             let conn = self.pool.pick(self.preferred)?;
             let item = self.pool.item_name();
             let m = msg.clone();
+            let plugin = self.plugin.clone();
             let made = |call| match &reply {
-                None => Frame::Deliver { call, msg: m },
+                None => Frame::Deliver { call, plugin, msg: m },
                 Some((correlation_id, result)) => Frame::Reply {
                     call,
+                    plugin,
                     correlation_id: correlation_id.clone(),
                     result: result.clone(),
                 },

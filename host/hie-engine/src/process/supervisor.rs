@@ -297,37 +297,6 @@ impl ProcessPool {
         }
     }
 
-    /// Hot reload: every live worker swaps its plugin instances for new ones of
-    /// `plugin` (each thread after its current call); workers started later use
-    /// it too. `Err` lists the workers that refused; they keep the old version.
-    pub fn reload(&self, plugin: Option<PathBuf>, timeout: Duration) -> Result<(), String> {
-        let conns: Vec<(String, Arc<Connection>)> = {
-            let mut state = self.state.lock();
-            if plugin.is_some() {
-                state.plugin.clone_from(&plugin);
-            }
-            state
-                .slots
-                .iter()
-                .enumerate()
-                .filter_map(|(i, s)| s.conn.clone().map(|c| (self.worker_id(i), c)))
-                .collect()
-        };
-        let errors: Vec<String> = conns
-            .iter()
-            .filter_map(|(id, c)| {
-                c.reload(plugin.clone(), timeout)
-                    .err()
-                    .map(|e| format!("{id}: {e}"))
-            })
-            .collect();
-        if errors.is_empty() {
-            Ok(())
-        } else {
-            Err(errors.join("; "))
-        }
-    }
-
     fn closing(&self) -> bool {
         self.state.lock().closing
     }
@@ -669,12 +638,19 @@ impl ProcessPools {
 pub struct ProcessFactory {
     inner: Arc<dyn PluginFactory>,
     pools: Arc<ProcessPools>,
+    /// Versions loaded for multi_process items: content hash → component file,
+    /// which every call of that version names so the worker runs it.
+    files: Mutex<HashMap<String, PathBuf>>,
 }
 
 impl ProcessFactory {
     /// Proxies through `pools` for multi_process items, `inner` for the rest.
     pub fn new(inner: Arc<dyn PluginFactory>, pools: Arc<ProcessPools>) -> Self {
-        ProcessFactory { inner, pools }
+        ProcessFactory {
+            inner,
+            pools,
+            files: Mutex::new(HashMap::new()),
+        }
     }
 }
 
@@ -694,6 +670,7 @@ impl PluginFactory for ProcessFactory {
                 self.pools.pool_for(item)?,
                 host,
                 adapter,
+                None,
             )?))
         } else {
             self.inner.item_instance(item, host, adapter)
@@ -701,7 +678,11 @@ impl PluginFactory for ProcessFactory {
     }
 
     fn load_version(&self, item: &ItemConfig, path: &Path) -> Result<String, PluginError> {
-        self.inner.load_version(item, path)
+        let hash = self.inner.load_version(item, path)?;
+        if is_multi_process(item) {
+            self.files.lock().insert(hash.clone(), path.to_path_buf());
+        }
+        Ok(hash)
     }
 
     fn configured_version(&self, item: &ItemConfig) -> Option<String> {
@@ -721,14 +702,28 @@ impl PluginFactory for ProcessFactory {
         if self.inner.configured_version(item).as_deref() == Some(hash) {
             return self.item_instance(item, host, adapter);
         }
-        // the worker processes swap versions with ProcessPool::reload (a reload
-        // frame), not through engine-side instances
-        Err(PluginError::Instantiate(format!(
-            "item {} runs in multi_process mode: a new plugin version reaches its worker processes \
-             through ProcessPool::reload, which this reload path does not call yet; restart the item \
-             to run the new version",
-            item.name
-        )))
+        let Some(file) = self.files.lock().get(hash).cloned() else {
+            return Err(PluginError::Instantiate(format!(
+                "item {}: plugin version {hash} was never loaded; reload it from its file",
+                item.name
+            )));
+        };
+        // the worker processes make their instances of this version when a call
+        // names it (same pid, each thread after its current call); on-init has
+        // been checked in the engine by the reload's trial instance
+        Ok(Box::new(RemoteInstance::new(
+            self.pools.pool_for(item)?,
+            host,
+            adapter,
+            Some(file),
+        )?))
+    }
+
+    fn trial(&self, item: &ItemConfig, hash: &str, host: Arc<dyn HostApi>) -> Result<(), PluginError> {
+        // in the engine, sandboxed like every instance: a version whose on-init
+        // fails is refused before any worker process sees it
+        let local = super::plugin_view(item);
+        self.inner.version_instance(&local, hash, host, None).map(drop)
     }
 
     fn hook_instance(

@@ -4,7 +4,14 @@
 //!
 //! A reader thread owns the socket's input: it queues calls, answers
 //! heartbeats (so a long plugin call does not look like a hung worker), routes
-//! host-import answers to the waiting thread, and handles reload and shutdown.
+//! host-import answers to the waiting thread, and handles shutdown.
+//!
+//! Hot reload: every call names the plugin version it is for (its component
+//! file; none for the configured plugin). A thread runs each call on its
+//! instance of that version, making one when a version is new to it, so the
+//! process stays up (same pid) across a reload and a canary, and each thread
+//! swaps after its current call. A thread keeps its [`MAX_VERSIONS`] most
+//! recently used versions' instances (current, canary, previous).
 
 use std::cell::Cell;
 use std::collections::HashMap;
@@ -12,8 +19,6 @@ use std::io::Write;
 use std::os::unix::net::UnixStream;
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::Duration;
 
 use bytes::Bytes;
 use crossbeam_channel::{Receiver, Sender};
@@ -35,6 +40,9 @@ pub struct WorkerOptions {
     /// The production file (for setting errors).
     pub file: PathBuf,
 }
+
+/// Instances of distinct plugin versions one worker thread keeps.
+pub const MAX_VERSIONS: usize = 3;
 
 thread_local! {
     /// The call this worker thread is running, for the host imports it makes.
@@ -190,25 +198,22 @@ enum Job {
     Reply(String, Result<Envelope, Failure>),
 }
 
-/// A pending hot reload, seen by every thread between calls.
-struct Reload {
-    generation: AtomicU64,
-    plugin: Mutex<Option<PathBuf>>,
-    /// Threads done with the current generation, and the first failure.
-    done: Mutex<(usize, Option<String>)>,
-}
-
 /// What every worker thread needs to make instances.
 struct Maker {
-    item: Mutex<ItemConfig>,
+    item: ItemConfig,
     factory: Arc<dyn PluginFactory>,
     host: Arc<ProxyHost>,
     adapter: bool,
 }
 
 impl Maker {
-    fn instance(&self) -> Result<Box<dyn ItemInstance>, String> {
-        let item = self.item.lock().clone();
+    /// A started instance of `plugin` (a version's component file), or of the
+    /// item's configured plugin.
+    fn instance(&self, plugin: Option<&PathBuf>) -> Result<Box<dyn ItemInstance>, String> {
+        let mut item = self.item.clone();
+        if let (Some(spec), Some(path)) = (item.plugin.as_mut(), plugin) {
+            spec.path = Some(path.clone());
+        }
         let adapter = self
             .adapter
             .then(|| Box::new(ProxyAdapter(Arc::clone(&self.host))) as Box<dyn OutboundAdapter>);
@@ -221,6 +226,57 @@ impl Maker {
             .start()
             .map_err(|e| format!("plugin refused to start: {e}"))?;
         Ok(instance)
+    }
+}
+
+/// One thread's instances, by the plugin version they run; most recently used first.
+struct Instances(Vec<(Option<PathBuf>, Box<dyn ItemInstance>)>);
+
+impl Instances {
+    /// The instance for `plugin`, made now if this thread has none.
+    fn get(
+        &mut self,
+        maker: &Maker,
+        plugin: Option<PathBuf>,
+        thread: &str,
+    ) -> Result<&mut Box<dyn ItemInstance>, String> {
+        match self.0.iter().position(|(p, _)| *p == plugin) {
+            Some(0) => {}
+            Some(n) => {
+                let used = self.0.remove(n);
+                self.0.insert(0, used);
+            }
+            None => {
+                let fresh = maker.instance(plugin.as_ref())?;
+                tracing::info!(
+                    item = %maker.item.name,
+                    thread,
+                    plugin = %plugin.as_deref().map_or("(configured)".into(), |p| p.display().to_string()),
+                    "worker thread started an instance of a plugin version"
+                );
+                self.0.insert(0, (plugin, fresh));
+                if self.0.len() > MAX_VERSIONS
+                    && let Some((_, mut old)) = self.0.pop()
+                {
+                    old.stop();
+                }
+            }
+        }
+        Ok(&mut self.0[0].1)
+    }
+
+    /// After a trap the instance is dead: the next call of its version gets a fresh one.
+    fn drop_first(&mut self) {
+        if !self.0.is_empty() {
+            let (_, mut broken) = self.0.remove(0);
+            broken.stop();
+        }
+    }
+
+    fn stop(self) {
+        for (_, mut instance) in self.0 {
+            instance.stop();
+        }
     }
 }
 
@@ -275,7 +331,7 @@ pub fn serve_worker(
     let writer: Writer = Arc::new(Mutex::new(stream));
     let waiting: Waiting = Arc::new(Mutex::new(HashMap::new()));
     let maker = Arc::new(Maker {
-        item: Mutex::new(plugin_item),
+        item: plugin_item,
         factory,
         host: Arc::new(ProxyHost {
             writer: Arc::clone(&writer),
@@ -286,7 +342,7 @@ pub fn serve_worker(
     let threads = options.threads.max(1);
     let mut instances = Vec::with_capacity(threads);
     for _ in 0..threads {
-        match maker.instance() {
+        match maker.instance(None) {
             Ok(i) => instances.push(i),
             Err(reason) => {
                 let _ = write(
@@ -299,20 +355,14 @@ pub fn serve_worker(
             }
         }
     }
-    let reload = Arc::new(Reload {
-        generation: AtomicU64::new(0),
-        plugin: Mutex::new(None),
-        done: Mutex::new((0, None)),
-    });
-    let (jobs_tx, jobs_rx) = crossbeam_channel::unbounded::<(u64, Job)>();
+    let (jobs_tx, jobs_rx) = crossbeam_channel::unbounded::<(u64, Option<PathBuf>, Job)>();
     let mut handles = Vec::with_capacity(threads);
     for (n, instance) in instances.into_iter().enumerate() {
         let ctx = ThreadCtx {
             jobs: jobs_rx.clone(),
             writer: Arc::clone(&writer),
             maker: Arc::clone(&maker),
-            reload: Arc::clone(&reload),
-            threads,
+            name: format!("{}-t{n}", options.worker),
             abort_on: settings.test_abort_on.clone(),
         };
         let handle = std::thread::Builder::new()
@@ -335,7 +385,7 @@ pub fn serve_worker(
     std::thread::Builder::new()
         .name(format!("{}-rd", options.worker))
         .spawn(move || {
-            let end = read_loop(reader, jobs_tx, &reader_writer, &waiting, &reload, threads);
+            let end = read_loop(reader, jobs_tx, &reader_writer, &waiting);
             let _ = stop_tx.send(end);
         })
         .map_err(|e| format!("cannot start the reader thread: {e}"))?;
@@ -356,11 +406,9 @@ pub fn serve_worker(
 /// the engine went away or wrote garbage.
 fn read_loop(
     mut reader: UnixStream,
-    jobs: Sender<(u64, Job)>,
+    jobs: Sender<(u64, Option<PathBuf>, Job)>,
     writer: &Writer,
     waiting: &Waiting,
-    reload: &Reload,
-    threads: usize,
 ) -> Result<(), String> {
     let mut buf = Vec::with_capacity(4096);
     loop {
@@ -370,15 +418,16 @@ fn read_loop(
             Err(e) => return Err(format!("from the engine: {e}")),
         };
         match frame {
-            Frame::Deliver { call, msg } => {
-                let _ = jobs.send((call, Job::Deliver(msg)));
+            Frame::Deliver { call, plugin, msg } => {
+                let _ = jobs.send((call, plugin, Job::Deliver(msg)));
             }
             Frame::Reply {
                 call,
+                plugin,
                 correlation_id,
                 result,
             } => {
-                let _ = jobs.send((call, Job::Reply(correlation_id, result)));
+                let _ = jobs.send((call, plugin, Job::Reply(correlation_id, result)));
             }
             Frame::HostReply { call, response } => {
                 if let Some(tx) = waiting.lock().remove(&call) {
@@ -386,14 +435,6 @@ fn read_loop(
                 }
             }
             Frame::Heartbeat { seq } => write(writer, &Frame::HeartbeatAck { seq })?,
-            Frame::Reload { plugin } => {
-                *reload.plugin.lock() = plugin;
-                *reload.done.lock() = (0, None);
-                reload.generation.fetch_add(1, Ordering::SeqCst);
-                if threads == 0 {
-                    write(writer, &Frame::Reloaded { result: Ok(()) })?;
-                }
-            }
             Frame::Shutdown => {
                 // the threads finish what is queued, then end; answers to their
                 // host calls still arrive here, so keep reading in the background
@@ -429,29 +470,18 @@ fn read_loop(
 }
 
 struct ThreadCtx {
-    jobs: Receiver<(u64, Job)>,
+    jobs: Receiver<(u64, Option<PathBuf>, Job)>,
     writer: Writer,
     maker: Arc<Maker>,
-    reload: Arc<Reload>,
-    threads: usize,
+    /// Thread name, `ITEM-N-tM`, for the log.
+    name: String,
     abort_on: Option<String>,
 }
 
 impl ThreadCtx {
-    fn run(self, mut instance: Box<dyn ItemInstance>) {
-        let mut generation = 0;
-        loop {
-            let job = match self.jobs.recv_timeout(Duration::from_millis(50)) {
-                Ok(job) => Some(job),
-                Err(crossbeam_channel::RecvTimeoutError::Timeout) => None,
-                Err(crossbeam_channel::RecvTimeoutError::Disconnected) => break,
-            };
-            let wanted = self.reload.generation.load(Ordering::SeqCst);
-            if wanted != generation {
-                generation = wanted;
-                self.swap(&mut instance);
-            }
-            let Some((call, job)) = job else { continue };
+    fn run(self, first: Box<dyn ItemInstance>) {
+        let mut instances = Instances(vec![(None, first)]);
+        while let Ok((call, plugin, job)) = self.jobs.recv() {
             if let (Some(pattern), Job::Deliver(msg)) = (&self.abort_on, &job)
                 && contains(&msg.body, pattern.as_bytes())
             {
@@ -462,56 +492,29 @@ impl ThreadCtx {
                 );
                 std::process::abort();
             }
-            CALL.with(|c| c.set(Some(call)));
-            let result = match job {
-                Job::Deliver(msg) => instance.call(msg),
-                Job::Reply(correlation_id, reply) => instance.on_reply(&correlation_id, reply),
-            };
-            CALL.with(|c| c.set(None));
-            if let Err(e) = &result
-                && broken(e)
-            {
-                // the instance is dead after a trap; the next call gets a fresh one
-                match self.maker.instance() {
-                    Ok(fresh) => instance = fresh,
-                    Err(reason) => {
-                        tracing::error!(reason = %reason, "cannot replace a broken plugin instance")
+            let result = match instances.get(&self.maker, plugin, &self.name) {
+                Ok(instance) => {
+                    CALL.with(|c| c.set(Some(call)));
+                    let result = match job {
+                        Job::Deliver(msg) => instance.call(msg),
+                        Job::Reply(correlation_id, reply) => instance.on_reply(&correlation_id, reply),
+                    };
+                    CALL.with(|c| c.set(None));
+                    if let Err(e) = &result
+                        && broken(e)
+                    {
+                        instances.drop_first();
                     }
+                    result
                 }
-            }
+                // the engine counts it against the version (rollback) like any failed call
+                Err(reason) => Err(PluginError::Instantiate(reason)),
+            };
             if write(&self.writer, &Frame::Outcome { call, result }).is_err() {
                 break;
             }
         }
-        instance.stop();
-    }
-
-    fn swap(&self, instance: &mut Box<dyn ItemInstance>) {
-        if let Some(path) = self.reload.plugin.lock().clone()
-            && let Some(spec) = self.maker.item.lock().plugin.as_mut()
-        {
-            spec.path = Some(path);
-        }
-        let failure = match self.maker.instance() {
-            Ok(fresh) => {
-                let mut old = std::mem::replace(instance, fresh);
-                old.stop();
-                None
-            }
-            Err(reason) => Some(reason),
-        };
-        let mut done = self.reload.done.lock();
-        done.0 += 1;
-        if done.1.is_none() {
-            done.1 = failure;
-        }
-        if done.0 == self.threads {
-            let result = match done.1.take() {
-                None => Ok(()),
-                Some(e) => Err(e),
-            };
-            let _ = write(&self.writer, &Frame::Reloaded { result });
-        }
+        instances.stop();
     }
 }
 
