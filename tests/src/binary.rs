@@ -9,12 +9,18 @@ use std::sync::OnceLock;
 /// its executable's path: `<target>/<profile>/deps/<name>-<hash>`), because
 /// `CARGO_BIN_EXE_hie` exists only inside hie-cli's own tests.
 ///
+/// `$HIE_BIN`, if set, is used as is instead.
+///
 /// # Panics
 ///
 /// If the executable's path does not have that shape or cargo fails.
 pub fn hie_binary() -> &'static Path {
     static BIN: OnceLock<PathBuf> = OnceLock::new();
     BIN.get_or_init(|| {
+        // a given binary, e.g. a release build for the load tests' rates
+        if let Some(bin) = std::env::var_os("HIE_BIN").filter(|b| !b.is_empty()) {
+            return PathBuf::from(bin);
+        }
         let exe = std::env::current_exe().expect("path of the running executable");
         let profile_dir = exe
             .parent()

@@ -7,10 +7,10 @@
 //! and pass the message on; `reload-broken` traps in `on-init`;
 //! `reload-failing` fails every message.
 //!
-//! Load figures are constants below. The issue's goal is 2,000 msg/s for 20 s;
-//! on a shared 2-core machine running a debug build that is not reachable, so
-//! the test sends as fast as its connections allow for as long as the 20
-//! reloads take, and checks every message.
+//! Load figures are constants below: the 20 reloads are 1 s apart, so the load
+//! runs for 20 s, sent as fast as [`SENDERS`] connections allow (the issue asks
+//! for at least 2,000 msg/s; the test prints the rate it got, and checks every
+//! message). The two load tests take turns, so each has the machine.
 
 mod support;
 
@@ -25,11 +25,13 @@ use support::*;
 /// Reloads in the load test, alternating v2 and v1.
 const RELOADS: usize = 20;
 /// Pause between two reloads, so each version handles a stretch of messages.
-const RELOAD_EVERY: Duration = Duration::from_millis(150);
+const RELOAD_EVERY: Duration = Duration::from_secs(1);
 /// Parallel sender connections (each waits for its ACK: window 1).
-const SENDERS: usize = 4;
+const SENDERS: usize = 16;
 /// Most messages one load run sends (bounds the test on a fast machine).
-const MAX_MESSAGES: usize = 40_000;
+const MAX_MESSAGES: usize = 100_000;
+/// The load tests take turns.
+static ONE_LOAD_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
 fn wasm(package: &str) -> PathBuf {
     hie_tests::build_plugin(package)
@@ -170,6 +172,7 @@ impl Mllp {
     fn connect(port: u16) -> Mllp {
         let s = std::net::TcpStream::connect(("127.0.0.1", port)).expect("connect");
         s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+        s.set_nodelay(true).unwrap();
         Mllp(s)
     }
 
@@ -312,6 +315,9 @@ fn reload_under_load_in_multi_process_keeps_the_worker_processes() {
 /// v2 and v1; `workers`: the router's engine-side workers. Returns the
 /// production, still running, for more checks.
 fn reload_under_load(execution: &str, workers: usize) -> Production {
+    let _turn = ONE_LOAD_AT_A_TIME
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
     let (pas, ris) = (Sink::start("pas"), Sink::start("ris"));
     let inbound = free_port();
     let p = Production::run(
