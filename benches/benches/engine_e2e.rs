@@ -360,7 +360,13 @@ fn throughput(b: &Bench) -> Value {
         .output()
         .unwrap();
     let acked = started.elapsed();
-    progress("throughput", &format!("acked in {:.1} s; waiting for the queues to drain", acked.as_secs_f64()));
+    progress(
+        "throughput",
+        &format!(
+            "acked in {:.1} s; waiting for the queues to drain",
+            acked.as_secs_f64()
+        ),
+    );
     let drained = demo.wait_drained(Duration::from_secs(300));
     let delivered_at = started.elapsed();
     progress("throughput", "stopping the sinks");
@@ -439,7 +445,10 @@ fn execution_modes(b: &Bench) -> Value {
     ];
     let mut results = serde_json::Map::new();
     for (mode, execution) in modes {
-        progress("execution_modes", &format!("{mode}: {messages} messages, then {rate} msg/s for 5 s"));
+        progress(
+            "execution_modes",
+            &format!("{mode}: {messages} messages, then {rate} msg/s for 5 s"),
+        );
         let demo =
             b.start_demo(|t| t.replace(r#"execution = { mode = "thread_pool", threads = 2 }"#, execution));
         std::thread::sleep(Duration::from_millis(500));

@@ -584,7 +584,15 @@ targets = ["pas", "ris"]
 {audit_item}"#
         )
     };
-    let before = demo(inbound, pas.port, ris.port, "reload-v1", &thread_pool(2), &extra("")).replace(
+    let before = demo(
+        inbound,
+        pas.port,
+        ris.port,
+        "reload-v1",
+        &thread_pool(2),
+        &extra(""),
+    )
+    .replace(
         "targets = [\"pas\", \"ris\"]\nsettings",
         "targets = [\"enrich\"]\nsettings",
     );

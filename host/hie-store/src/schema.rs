@@ -221,6 +221,9 @@ pub(crate) fn set_pragmas(conn: &Connection, path: &Path) -> Result<(), StoreErr
         ("temp_store", "MEMORY"),
         ("cache_size", "-65536"),
         ("journal_size_limit", "67108864"),
+        // checkpoint every 16 MiB of WAL rather than 4 MiB: a page changed by many
+        // commits in between is copied to the database once
+        ("wal_autocheckpoint", "4096"),
     ] {
         conn.pragma_update(None, name, value)
             .map_err(|e| open_error(path, e))?;

@@ -1,6 +1,8 @@
 //! The single writer thread: drains every pending batch into one transaction
 //! (group commit), commits with one fsync, then answers all callers.
 
+use std::cell::RefCell;
+use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -56,7 +58,14 @@ pub(crate) struct Writer {
     shared: Arc<Shared>,
     settings: WriterSettings,
     last_probe: Option<Instant>,
+    /// `seq` of messages this writer stored or looked up lately, so the marks of a
+    /// message's hops skip the index lookup. Only holds committed or current-transaction
+    /// rows: cleared whenever anything is rolled back or purged.
+    seqs: RefCell<HashMap<MessageId, i64>>,
 }
+
+/// Most entries of [`Writer::seqs`]; it is emptied when full (a lookup refills it).
+const MAX_CACHED_SEQS: usize = 100_000;
 
 /// Why applying one operation failed.
 enum OpError {
@@ -87,6 +96,7 @@ impl Writer {
             shared,
             settings,
             last_probe: None,
+            seqs: RefCell::new(HashMap::new()),
         }
     }
 
@@ -170,14 +180,26 @@ impl Writer {
         self.conn.execute_batch("BEGIN IMMEDIATE")?;
         let mut results = Vec::with_capacity(batches.len());
         for batch in batches {
-            self.conn.execute_batch("SAVEPOINT batch")?;
+            // An operation refused for its request has written nothing (see `apply`),
+            // so only a batch of several needs a savepoint to undo the ones before it;
+            // a savepoint costs a copy of every page the batch touches.
+            let savepoint = batch.ops.len() > 1;
+            if savepoint {
+                self.conn.prepare_cached("SAVEPOINT batch")?.execute([])?;
+            }
             match self.apply_batch(batch, now) {
                 Ok(applied) => {
-                    self.conn.execute_batch("RELEASE batch")?;
+                    if savepoint {
+                        self.conn.prepare_cached("RELEASE batch")?.execute([])?;
+                    }
                     results.push(Ok(applied));
                 }
                 Err(OpError::Request(e)) => {
-                    self.conn.execute_batch("ROLLBACK TO batch; RELEASE batch")?;
+                    if savepoint {
+                        self.forget_seqs();
+                        self.conn.prepare_cached("ROLLBACK TO batch")?.execute([])?;
+                        self.conn.prepare_cached("RELEASE batch")?.execute([])?;
+                    }
                     results.push(Err(e));
                 }
                 Err(OpError::Storage(e)) => return Err(e),
@@ -213,6 +235,9 @@ impl Writer {
         Ok(applied)
     }
 
+    /// Apply one operation. Invariant: an operation that fails with
+    /// [`OpError::Request`] does so before it writes anything (its checks come
+    /// first), which lets a one-operation batch go without a savepoint.
     fn apply(&self, op: &Op, now: u64) -> Result<Applied, OpError> {
         match op {
             Op::Store { msg, idx, item, kind } => self.store(msg, idx, item, kind, now),
@@ -248,9 +273,9 @@ impl Writer {
                 item,
                 error,
             } => {
-                let seq = match message_seq(&self.conn, msg.id)? {
+                let seq = match self.lookup_seq(msg.id)? {
                     Some(seq) => seq,
-                    None => insert_message(&self.conn, msg, idx, now)?,
+                    None => self.insert(msg, idx, now)?,
                 };
                 let status = Status::DeadLettered;
                 self.set_state(seq, item, status, msg.attempt, now)?;
@@ -300,10 +325,10 @@ impl Writer {
         {
             return Ok(dup);
         }
-        let seq = match (message_seq(&self.conn, msg.id)?, kind) {
+        let seq = match (self.lookup_seq(msg.id)?, kind) {
             (Some(seq), StoreKind::Enqueue) => seq,
             (Some(_), _) => return Err(OpError::Request(StoreError::AlreadyStored { id: msg.id })),
-            (None, _) => insert_message(&self.conn, msg, idx, now)?,
+            (None, _) => self.insert(msg, idx, now)?,
         };
         let inserted = self
             .conn
@@ -345,17 +370,42 @@ impl Writer {
                 |r| Ok((r.get(0)?, r.get(1)?)),
             )
             .optional()?;
-        let earlier: Option<[u8; 16]> = self
-            .conn
-            .prepare_cached(
-                "SELECT id FROM messages WHERE control_id = ?1 AND sending_app IS ?2 AND sending_facility IS ?3 \
-                 AND stored_at_ms >= ?4 AND parent_id IS NULL ORDER BY seq DESC LIMIT 1",
-            )?
-            .query_row(
-                params![key.control_id, idx.sending_app, idx.sending_facility, since],
-                |r| r.get(0),
-            )
-            .optional()?;
+        // `col IS ?`, and `ORDER BY .. LIMIT` here, would make SQLite re-prepare the
+        // statement on every bind (its plan would depend on the values), so each
+        // NULL case has its own text and the newest copy is picked below
+        let (sql, values): (&str, Vec<&dyn rusqlite::ToSql>) = match (&idx.sending_app, &idx.sending_facility)
+        {
+            (Some(app), Some(facility)) => (
+                "SELECT seq, id FROM messages WHERE control_id = ?1 AND sending_app = ?3 \
+                 AND sending_facility = ?4 AND stored_at_ms >= ?2 AND parent_id IS NULL",
+                vec![&key.control_id, &since, app, facility],
+            ),
+            (Some(app), None) => (
+                "SELECT seq, id FROM messages WHERE control_id = ?1 AND sending_app = ?3 \
+                 AND sending_facility IS NULL AND stored_at_ms >= ?2 AND parent_id IS NULL",
+                vec![&key.control_id, &since, app],
+            ),
+            (None, Some(facility)) => (
+                "SELECT seq, id FROM messages WHERE control_id = ?1 AND sending_app IS NULL \
+                 AND sending_facility = ?3 AND stored_at_ms >= ?2 AND parent_id IS NULL",
+                vec![&key.control_id, &since, facility],
+            ),
+            (None, None) => (
+                "SELECT seq, id FROM messages WHERE control_id = ?1 AND sending_app IS NULL \
+                 AND sending_facility IS NULL AND stored_at_ms >= ?2 AND parent_id IS NULL",
+                vec![&key.control_id, &since],
+            ),
+        };
+        let mut newest: Option<(i64, [u8; 16])> = None;
+        let mut stmt = self.conn.prepare_cached(sql)?;
+        let mut rows = stmt.query(values.as_slice())?;
+        while let Some(row) = rows.next()? {
+            let (seq, id): (i64, [u8; 16]) = (row.get(0)?, row.get(1)?);
+            if newest.is_none_or(|(s, _)| seq > s) {
+                newest = Some((seq, id));
+            }
+        }
+        let earlier = newest.map(|(_, id)| id);
         Ok(match (cached, earlier) {
             (Some((ack, cached_id)), earlier) => Some(Applied::Duplicate {
                 original: cached_id.or(earlier).map(Uuid::from_bytes).unwrap_or_default(),
@@ -413,7 +463,39 @@ impl Writer {
     }
 
     fn seq_of(&self, id: MessageId) -> Result<i64, OpError> {
-        message_seq(&self.conn, id)?.ok_or(OpError::Request(StoreError::NotFound { id }))
+        self.lookup_seq(id)?
+            .ok_or(OpError::Request(StoreError::NotFound { id }))
+    }
+
+    /// `seq` of message `id` if it is stored: from the cache, else from the index.
+    fn lookup_seq(&self, id: MessageId) -> rusqlite::Result<Option<i64>> {
+        if let Some(seq) = self.seqs.borrow().get(&id) {
+            return Ok(Some(*seq));
+        }
+        let found = message_seq(&self.conn, id)?;
+        if let Some(seq) = found {
+            self.remember_seq(id, seq);
+        }
+        Ok(found)
+    }
+
+    fn insert(&self, msg: &Envelope, idx: &Indexed, now: u64) -> rusqlite::Result<i64> {
+        let seq = insert_message(&self.conn, msg, idx, now)?;
+        self.remember_seq(msg.id, seq);
+        Ok(seq)
+    }
+
+    fn remember_seq(&self, id: MessageId, seq: i64) {
+        let mut seqs = self.seqs.borrow_mut();
+        if seqs.len() >= MAX_CACHED_SEQS {
+            seqs.clear();
+        }
+        seqs.insert(id, seq);
+    }
+
+    /// After a rollback or a purge the cache may name rows that are gone.
+    fn forget_seqs(&self) {
+        self.seqs.borrow_mut().clear();
     }
 
     /// The attempt of the queue entry, if it is in state `expected`.
@@ -516,6 +598,7 @@ impl Writer {
             "DELETE FROM messages WHERE seq IN (SELECT seq FROM temp.purge_set)",
             [],
         )?;
+        self.forget_seqs();
         let ack_cutoff = now.saturating_sub(self.settings.dedup_window_ms) as i64;
         self.conn
             .prepare_cached("DELETE FROM acks WHERE at_ms < ?1")?
@@ -547,6 +630,7 @@ impl Writer {
     }
 
     fn rollback(&self) {
+        self.forget_seqs();
         if !self.conn.is_autocommit()
             && let Err(e) = self.conn.execute_batch("ROLLBACK")
         {
@@ -598,6 +682,7 @@ impl Writer {
     fn reopened_probe(&mut self) -> Result<(), StoreError> {
         let conn = schema::open_writer(&self.settings.path, false)?;
         self.conn = conn;
+        self.forget_seqs();
         let now = self.settings.clock.now_ms() as i64;
         let write = || -> rusqlite::Result<()> {
             self.conn.execute_batch("BEGIN IMMEDIATE")?;

@@ -325,6 +325,64 @@ fn a_bad_batch_fails_alone_inside_a_shared_commit() {
         "a failed batch is all or nothing"
     );
     assert!(store.get(good_msg.id).unwrap().is_some());
+    // the rolled-back message is not stored for any later batch either
+    let mut mark = WriteBatch::new();
+    mark.mark(msg.id, "in", Status::InFlight, 1, None, None);
+    assert!(matches!(store.write(mark), Err(StoreError::NotFound { .. })));
+}
+
+/// One-operation batches run without a savepoint: each refused one must have
+/// written nothing, while the others in the same commit are kept.
+#[test]
+fn refused_single_operation_batches_write_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(dir.path());
+    let (msg, idx) = adt("C1", "P1");
+    store.ingest(&msg, &idx, "in").unwrap();
+    let before = store.get(msg.id).unwrap().unwrap();
+    let events_before = store.trace(TraceKey::Message(msg.id)).unwrap().len();
+
+    let single = |build: &dyn Fn(&mut WriteBatch)| {
+        let mut b = WriteBatch::new();
+        build(&mut b);
+        b
+    };
+    let (other, other_idx) = adt("C2", "P2");
+    let refused = [
+        // unknown message
+        single(&|b| {
+            b.mark(uuid::Uuid::now_v7(), "in", Status::Done, 1, None, None);
+        }),
+        // stored already
+        single(&|b| {
+            b.ingest(&msg, &idx, "router");
+        }),
+        // queued at that item already
+        single(&|b| {
+            b.enqueue(&msg, &idx, "in");
+        }),
+        // not a dead letter
+        single(&|b| {
+            b.requeue_dead_letter(msg.id, "in");
+        }),
+    ];
+    let mut good = WriteBatch::new();
+    good.ingest(&other, &other_idx, "in");
+    let pending: Vec<_> = refused.into_iter().map(|b| store.submit(b)).collect();
+    let good = store.submit(good);
+    for p in pending {
+        assert!(p.wait().is_err(), "the batch should have been refused");
+    }
+    good.wait().unwrap();
+
+    assert_eq!(store.get(msg.id).unwrap().unwrap(), before);
+    assert_eq!(
+        store.trace(TraceKey::Message(msg.id)).unwrap().len(),
+        events_before,
+        "a refused operation wrote an event"
+    );
+    assert!(store.get(other.id).unwrap().is_some());
+    assert_eq!(store.count_messages().unwrap(), 2);
 }
 
 #[tokio::test]

@@ -22,6 +22,8 @@ use crate::state::StoreState;
 const CORE_INSTANCES_PER_COMPONENT: u32 = 16;
 const MEMORIES_PER_COMPONENT: u32 = 2;
 const TABLES_PER_COMPONENT: u32 = 16;
+/// Bytes of each pooled memory and table kept resident when its instance is freed.
+const KEEP_RESIDENT_BYTES: usize = 2 * 1024 * 1024;
 /// Wasm frames kept in a trap message when [`HostConfig::wasm_backtrace`] is on.
 const BACKTRACE_FRAMES: NonZeroUsize = NonZeroUsize::new(20).unwrap();
 
@@ -130,7 +132,13 @@ fn engine_config(config: &HostConfig) -> wasmtime::Config {
             .total_core_instances(n.saturating_mul(CORE_INSTANCES_PER_COMPONENT))
             .total_memories(n.saturating_mul(MEMORIES_PER_COMPONENT))
             .total_tables(n.saturating_mul(TABLES_PER_COMPONENT))
-            .max_memory_size(usize::try_from(config.max_memory_bytes).unwrap_or(usize::MAX));
+            .max_memory_size(usize::try_from(config.max_memory_bytes).unwrap_or(usize::MAX))
+            // a freed slot is reset by zeroing the pages the instance touched (found
+            // with the PAGEMAP_SCAN ioctl where the kernel has it, Linux 6.7+) rather
+            // than by madvise, so the next instance in the slot takes no page faults
+            .pagemap_scan(wasmtime::Enabled::Auto)
+            .linear_memory_keep_resident(KEEP_RESIDENT_BYTES)
+            .table_keep_resident(KEEP_RESIDENT_BYTES);
         c.allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
     }
     c
