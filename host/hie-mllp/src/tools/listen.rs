@@ -127,10 +127,14 @@ impl Sink {
         // Write under a temporary name, then rename: whoever watches the directory
         // never sees a partly written `.hl7` file.
         let partial = dir.join(format!(".{sequence:09}_{id}.part"));
-        let written = match tokio::fs::write(&partial, &frame).await {
-            Ok(()) => tokio::fs::rename(&partial, &path).await,
-            Err(err) => Err(err),
-        };
+        // one trip to the blocking pool for both steps: the ACK waits for them
+        let target = path.clone();
+        let written = tokio::task::spawn_blocking(move || {
+            std::fs::write(&partial, &frame)?;
+            std::fs::rename(&partial, &target)
+        })
+        .await
+        .unwrap_or_else(|e| Err(std::io::Error::other(e)));
         match written {
             Ok(()) => self.counters.written.fetch_add(1, Ordering::Relaxed),
             Err(err) => {
