@@ -1,12 +1,11 @@
 //! The outbound MLLP client: a persistent connection, reconnects with exponential
 //! backoff, and waits for each reply within an ACK timeout.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadHalf, WriteHalf};
 use tokio::net::TcpStream;
-use tokio::time::Instant;
 use tokio_util::codec::Decoder;
 
 use crate::codec::{CodecConfig, MllpCodec, encode_frame};
@@ -28,6 +27,42 @@ impl Default for Backoff {
             initial: Duration::from_millis(100),
             max: Duration::from_secs(30),
         }
+    }
+}
+
+/// When the next connection attempt may start: right away until one fails, then
+/// after the backoff's delay, doubled after each failure, reset by a success. Kept
+/// across calls, so a caller that retries does not hammer a receiver that is down.
+#[derive(Debug, Clone)]
+pub(crate) struct Pacing {
+    backoff: Backoff,
+    next_delay: Duration,
+    next_attempt_at: Option<Instant>,
+}
+
+impl Pacing {
+    pub(crate) fn new(backoff: Backoff) -> Self {
+        Pacing {
+            backoff,
+            next_delay: backoff.initial,
+            next_attempt_at: None,
+        }
+    }
+
+    /// How long to wait before the next attempt.
+    pub(crate) fn wait(&self) -> Duration {
+        self.next_attempt_at
+            .map_or(Duration::ZERO, |at| at.saturating_duration_since(Instant::now()))
+    }
+
+    pub(crate) fn succeeded(&mut self) {
+        self.next_delay = self.backoff.initial;
+        self.next_attempt_at = None;
+    }
+
+    pub(crate) fn failed(&mut self) {
+        self.next_attempt_at = Some(Instant::now() + self.next_delay);
+        self.next_delay = (self.next_delay * 2).min(self.backoff.max);
     }
 }
 
@@ -199,19 +234,16 @@ impl FrameReceiver {
 pub struct MllpClient {
     config: ClientConfig,
     connection: Option<Connection>,
-    next_delay: Duration,
-    next_attempt_at: Option<Instant>,
+    pacing: Pacing,
 }
 
 impl MllpClient {
     /// A client for `config`; it connects on the first call.
     pub fn new(config: ClientConfig) -> Self {
-        let next_delay = config.backoff.initial;
         MllpClient {
+            pacing: Pacing::new(config.backoff),
             config,
             connection: None,
-            next_delay,
-            next_attempt_at: None,
         }
     }
 
@@ -278,20 +310,16 @@ impl MllpClient {
         }
         let mut attempts = self.config.connect_attempts.max(1);
         loop {
-            if let Some(at) = self.next_attempt_at {
-                tokio::time::sleep_until(at).await;
-            }
+            tokio::time::sleep(self.pacing.wait()).await;
             match Connection::open(&self.config).await {
                 Ok(connection) => {
                     self.connection = Some(connection);
-                    self.next_delay = self.config.backoff.initial;
-                    self.next_attempt_at = None;
+                    self.pacing.succeeded();
                     return Ok(true);
                 }
                 Err(err) => {
                     tracing::debug!(addr = %self.config.addr, error = %err, "mllp connect failed");
-                    self.next_attempt_at = Some(Instant::now() + self.next_delay);
-                    self.next_delay = (self.next_delay * 2).min(self.config.backoff.max);
+                    self.pacing.failed();
                     attempts -= 1;
                     if attempts == 0 {
                         return Err(err);
@@ -302,6 +330,6 @@ impl MllpClient {
     }
 }
 
-fn millis(d: Duration) -> u64 {
+pub(crate) fn millis(d: Duration) -> u64 {
     u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
 }

@@ -8,6 +8,7 @@
 //! - [`error`]: [`MllpError`] and its [`ErrorKind`].
 #![forbid(unsafe_code)]
 
+pub mod blocking;
 pub mod client;
 pub mod codec;
 pub mod error;

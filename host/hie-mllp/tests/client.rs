@@ -14,22 +14,6 @@ use hie_mllp::policy::{FinalAction, ReplyCodeActions, ReplyOutcome};
 use hie_mllp::server::{FrameHandler, HandlerFuture, ListenerConfig, PeerInfo};
 use hie_mllp::tls::{ClientTls, ServerTls};
 
-fn client_config(addr: std::net::SocketAddr) -> ClientConfig {
-    ClientConfig {
-        ack_timeout: Duration::from_secs(5),
-        backoff: Backoff {
-            initial: Duration::from_millis(20),
-            max: Duration::from_millis(200),
-        },
-        ..ClientConfig::new(addr.to_string())
-    }
-}
-
-async fn free_port() -> std::net::SocketAddr {
-    let probe = tokio::net::TcpListener::bind(loopback()).await.expect("bind");
-    probe.local_addr().expect("addr")
-}
-
 #[tokio::test]
 async fn call_returns_the_ack_and_reuses_the_connection() {
     let server = start(ListenerConfig::default(), Arc::new(AckHandler)).await;

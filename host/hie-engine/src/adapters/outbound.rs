@@ -7,6 +7,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use bytes::Bytes;
 use hie_config::{AdapterConfig, FileOutConfig, ItemConfig, MllpOutConfig};
 use hie_core::{Envelope, Failure, Outcome, Plugin, PluginError};
+use hie_mllp::blocking::BlockingClient;
 use hie_mllp::client::{ClientConfig, MllpClient};
 use hie_mllp::policy::{FinalAction, ReplyCodeActions, ReplyOutcome};
 use tokio::runtime::Handle;
@@ -43,9 +44,12 @@ impl OutboundSpec {
     pub fn open(&self, runtime: &Handle) -> Box<dyn OutboundAdapter> {
         match self {
             OutboundSpec::Mllp { client, policy } => Box::new(MllpOut {
-                client: MllpClient::new(client.clone()),
+                // workers are OS threads: a blocking socket spares the reactor hop
+                client: match BlockingClient::new(client.clone()) {
+                    Some(blocking) => Client::Blocking(blocking),
+                    None => Client::Async(MllpClient::new(client.clone()), runtime.clone()),
+                },
                 policy: policy.clone(),
-                runtime: runtime.clone(),
             }),
             OutboundSpec::File(f) => Box::new(FileOut {
                 dir: f.dir.clone(),
@@ -79,14 +83,36 @@ fn mllp_spec(
 
 /// One MLLP connection with its reply-code policy.
 struct MllpOut {
-    client: MllpClient,
+    client: Client,
     policy: ReplyCodeActions,
-    runtime: Handle,
+}
+
+/// The MLLP client of one operation worker: blocking on plain TCP, the async
+/// client (driven from this thread) where it needs TLS.
+enum Client {
+    Blocking(BlockingClient),
+    Async(MllpClient, Handle),
+}
+
+impl Client {
+    fn call(&mut self, request: &[u8]) -> Result<Bytes, hie_mllp::MllpError> {
+        match self {
+            Client::Blocking(c) => c.call(request),
+            Client::Async(c, runtime) => runtime.block_on(c.call(request)),
+        }
+    }
+
+    fn addr(&self) -> &str {
+        match self {
+            Client::Blocking(c) => &c.config().addr,
+            Client::Async(c, _) => &c.config().addr,
+        }
+    }
 }
 
 impl OutboundAdapter for MllpOut {
     fn call(&mut self, request: &[u8]) -> Result<Bytes, Failure> {
-        let result = self.runtime.block_on(self.client.call(request));
+        let result = self.client.call(request);
         let sent_id = hie_hl7::Message::parse(request).ok().and_then(|m| m.control_id());
         let verdict = match &result {
             Ok(reply) => {
@@ -103,7 +129,7 @@ impl OutboundAdapter for MllpOut {
             Err(err) => self.policy.evaluate(&ReplyOutcome::NoReply(err)),
         };
         for warning in &verdict.warnings {
-            tracing::warn!(addr = %self.client.config().addr, rule = %warning, "mllp reply matched a warning rule");
+            tracing::warn!(addr = %self.client.addr(), rule = %warning, "mllp reply matched a warning rule");
         }
         match result {
             Ok(reply) if verdict.action.is_done() => Ok(reply),

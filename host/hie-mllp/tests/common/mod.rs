@@ -172,3 +172,21 @@ pub async fn eventually(what: &str, mut check: impl FnMut() -> bool) {
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
 }
+
+/// Client settings for tests: 5 s ACK timeout, a short backoff.
+pub fn client_config(addr: SocketAddr) -> hie_mllp::client::ClientConfig {
+    hie_mllp::client::ClientConfig {
+        ack_timeout: Duration::from_secs(5),
+        backoff: hie_mllp::client::Backoff {
+            initial: Duration::from_millis(20),
+            max: Duration::from_millis(200),
+        },
+        ..hie_mllp::client::ClientConfig::new(addr.to_string())
+    }
+}
+
+/// A loopback address nothing listens on (bound once, then released).
+pub async fn free_port() -> SocketAddr {
+    let probe = tokio::net::TcpListener::bind(loopback()).await.expect("bind");
+    probe.local_addr().expect("addr")
+}

@@ -1,0 +1,187 @@
+//! The blocking client (what the engine's operation workers use on plain TCP)
+//! against real listeners: replies, connection reuse, typed errors, backoff,
+//! reconnects, the ACK timeout. Each call runs on a blocking-pool thread, the
+//! listener on the runtime.
+
+mod common;
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use bytes::Bytes;
+use common::*;
+use hie_mllp::ErrorKind;
+use hie_mllp::blocking::BlockingClient;
+use hie_mllp::client::{Backoff, ClientConfig};
+use hie_mllp::server::{FrameHandler, HandlerFuture, ListenerConfig, PeerInfo};
+use hie_mllp::tls::ClientTls;
+
+fn client(config: ClientConfig) -> BlockingClient {
+    BlockingClient::new(config).expect("plain tcp")
+}
+
+/// Run `f` on a blocking-pool thread (the client blocks) and return its result.
+async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> T {
+    tokio::task::spawn_blocking(f).await.expect("blocking task")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn call_returns_the_ack_and_reuses_the_connection() {
+    let server = start(ListenerConfig::default(), Arc::new(AckHandler)).await;
+    let config = client_config(server.addr);
+    blocking(move || {
+        let mut client = client(config);
+        for i in 0..10 {
+            let reply = client.call(&adt(&format!("R{i}"))).expect("reply");
+            let ack = hie_hl7::ack::parse_ack(&reply).expect("ack");
+            assert_eq!(ack.control_id, Some(format!("R{i}")));
+        }
+    })
+    .await;
+    assert_eq!(server.metrics.snapshot().connections_total, 1);
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn refused_connection_is_a_typed_error_with_advice() {
+    let addr = free_port().await;
+    let err = blocking(move || {
+        client(client_config(addr))
+            .call(&adt("X"))
+            .expect_err("nothing listens")
+    })
+    .await;
+    assert_eq!(err.kind(), ErrorKind::ConnectionRefused);
+    let text = err.to_string();
+    assert!(
+        text.contains(&addr.to_string()) && text.contains("check that the receiver"),
+        "{text}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn failed_attempts_are_spaced_by_exponential_backoff() {
+    let addr = free_port().await;
+    let config = ClientConfig {
+        connect_attempts: 4,
+        backoff: Backoff {
+            initial: Duration::from_millis(40),
+            max: Duration::from_secs(1),
+        },
+        ..client_config(addr)
+    };
+    let (err, took) = blocking(move || {
+        let started = std::time::Instant::now();
+        let err = client(config).call(&adt("B")).expect_err("refused");
+        (err, started.elapsed())
+    })
+    .await;
+    assert_eq!(err.kind(), ErrorKind::ConnectionRefused);
+    // 40 + 80 + 160 ms between the four attempts, at least.
+    assert!(took >= Duration::from_millis(280), "{took:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connection_closed_while_idle_is_reopened_transparently() {
+    let cfg = ListenerConfig {
+        idle_timeout: Some(Duration::from_millis(50)),
+        ..ListenerConfig::default()
+    };
+    let server = start(cfg, Arc::new(AckHandler)).await;
+    let config = client_config(server.addr);
+    let mut c = blocking(move || {
+        let mut c = client(config);
+        c.call(&adt("I1")).expect("reply");
+        c
+    })
+    .await;
+    eventually("the listener to close the idle connection", || {
+        server.metrics.connections_open.load(Ordering::Relaxed) == 0
+    })
+    .await;
+    let reply = blocking(move || c.call(&adt("I2")).expect("reply on a new connection")).await;
+    assert_eq!(acked_id(&reply).as_deref(), Some("I2"));
+    assert_eq!(server.metrics.snapshot().connections_total, 2);
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn client_reconnects_after_the_listener_restarts() {
+    let server = start(ListenerConfig::default(), Arc::new(AckHandler)).await;
+    let addr = server.addr;
+    let config = ClientConfig {
+        connect_attempts: 3,
+        ..client_config(addr)
+    };
+    let mut c = blocking(move || {
+        let mut c = client(config);
+        c.call(&adt("A1")).expect("first reply");
+        c
+    })
+    .await;
+    server.stop().await;
+    let (err, mut c) = blocking(move || {
+        let err = c.call(&adt("A2")).expect_err("listener is gone");
+        (err, c)
+    })
+    .await;
+    assert!(
+        matches!(err.kind(), ErrorKind::ResetByPeer | ErrorKind::ConnectionRefused),
+        "{err}"
+    );
+    assert!(!c.is_connected());
+    let again = start_at(addr, ListenerConfig::default(), Arc::new(AckHandler)).await;
+    let reply = blocking(move || c.call(&adt("A3")).expect("reply after reconnect")).await;
+    assert_eq!(acked_id(&reply).as_deref(), Some("A3"));
+    again.stop().await;
+}
+
+/// Never answers.
+struct Silent;
+
+impl FrameHandler for Silent {
+    fn handle(&self, _frame: Bytes, _peer: PeerInfo) -> HandlerFuture<'_> {
+        Box::pin(std::future::pending())
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn missing_ack_is_a_timeout_and_drops_the_connection() {
+    let server = start(ListenerConfig::default(), Arc::new(Silent)).await;
+    let config = ClientConfig {
+        ack_timeout: Duration::from_millis(100),
+        ..client_config(server.addr)
+    };
+    let (err, connected, took) = blocking(move || {
+        let mut c = client(config);
+        let started = std::time::Instant::now();
+        let err = c.call(&adt("T1")).expect_err("no ack");
+        (err, c.is_connected(), started.elapsed())
+    })
+    .await;
+    assert_eq!(err.kind(), ErrorKind::Timeout);
+    assert!(err.to_string().starts_with("no ack within 100 ms"), "{err}");
+    assert!(!connected);
+    assert!(took >= Duration::from_millis(100), "{took:?}");
+    server.shutdown.cancel();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_oversized_frame_is_refused_before_sending() {
+    let server = start(ListenerConfig::default(), Arc::new(AckHandler)).await;
+    let mut config = client_config(server.addr);
+    config.codec.max_frame_len = 64;
+    let err = blocking(move || client(config).call(&[b'x'; 65]).expect_err("too large")).await;
+    assert_eq!(err.kind(), ErrorKind::FrameTooLarge);
+    assert_eq!(server.metrics.snapshot().connections_total, 0);
+    server.stop().await;
+}
+
+#[test]
+fn tls_is_left_to_the_async_client() {
+    let cert = rcgen::generate_simple_self_signed(vec!["localhost".to_owned()]).expect("cert");
+    let mut config = ClientConfig::new("127.0.0.1:1");
+    config.tls = Some(ClientTls::from_ca_pem(cert.cert.pem().as_bytes(), "localhost").expect("client tls"));
+    assert!(BlockingClient::new(config).is_none());
+}
