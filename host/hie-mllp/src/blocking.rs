@@ -33,6 +33,9 @@ struct Conn {
     codec: MllpCodec,
     buf: BytesMut,
     out: BytesMut,
+    /// The socket's read timeout is shorter than the ACK timeout (it was cut to
+    /// what was left of a reply that came in several reads) and must be reset.
+    read_timeout_cut: bool,
 }
 
 impl BlockingClient {
@@ -152,11 +155,16 @@ impl Conn {
                 Ok(stream) => {
                     // Frames go out whole; waiting to coalesce them only adds latency.
                     stream.set_nodelay(true)?;
+                    // set once here, not per message: a zero timeout would mean "none"
+                    let ack_timeout = Some(config.ack_timeout.max(MIN_TIMEOUT));
+                    stream.set_write_timeout(ack_timeout)?;
+                    stream.set_read_timeout(ack_timeout)?;
                     return Ok(Conn {
                         stream,
                         codec: MllpCodec::new(config.codec),
-                        buf: BytesMut::with_capacity(8 * 1024),
+                        buf: BytesMut::with_capacity(READ_CHUNK),
                         out: BytesMut::new(),
+                        read_timeout_cut: false,
                     });
                 }
                 Err(err) if err.kind() == std::io::ErrorKind::TimedOut => last = Some(timed_out()),
@@ -174,52 +182,55 @@ impl Conn {
     fn exchange(&mut self, frame: &[u8], ack_timeout: Duration) -> Result<Bytes, MllpError> {
         self.out.clear();
         encode_frame(frame, &mut self.out);
-        self.stream
-            .set_write_timeout(Some(ack_timeout.max(MIN_TIMEOUT)))?;
         self.stream.write_all(&self.out)?;
         let deadline = Instant::now() + ack_timeout;
         let timed_out = || MllpError::Timeout {
             timeout_ms: millis(ack_timeout),
         };
+        if self.read_timeout_cut {
+            self.stream.set_read_timeout(Some(ack_timeout.max(MIN_TIMEOUT)))?;
+            self.read_timeout_cut = false;
+        }
+        let mut chunk = [0u8; READ_CHUNK];
+        let mut first_read = true;
         loop {
             if let Some(reply) = self.codec.decode(&mut self.buf)? {
                 return Ok(reply);
             }
-            let left = deadline.saturating_duration_since(Instant::now());
-            if left.is_zero() {
-                return Err(timed_out());
+            // the first read waits the whole ACK timeout (the socket's setting);
+            // a reply that arrives in pieces gets only what is left of it
+            if !first_read {
+                let left = deadline.saturating_duration_since(Instant::now());
+                if left.is_zero() {
+                    return Err(timed_out());
+                }
+                self.stream.set_read_timeout(Some(left.max(MIN_TIMEOUT)))?;
+                self.read_timeout_cut = true;
             }
-            // a zero timeout would mean "none" to the socket
-            self.stream.set_read_timeout(Some(left.max(MIN_TIMEOUT)))?;
-            self.buf.reserve(8 * 1024);
-            let start = self.buf.len();
-            let spare = self.buf.capacity() - start;
-            self.buf.resize(start + spare, 0);
-            match self.stream.read(&mut self.buf[start..]) {
+            first_read = false;
+            match self.stream.read(&mut chunk) {
                 Ok(0) => {
-                    self.buf.truncate(start);
                     self.codec.decode_eof(&mut self.buf)?;
                     return Err(MllpError::ResetByPeer);
                 }
-                Ok(n) => self.buf.truncate(start + n),
+                Ok(n) => self.buf.extend_from_slice(&chunk[..n]),
                 Err(err)
                     if matches!(
                         err.kind(),
                         std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
                     ) =>
                 {
-                    self.buf.truncate(start);
                     return Err(timed_out());
                 }
-                Err(err) if err.kind() == std::io::ErrorKind::Interrupted => self.buf.truncate(start),
-                Err(err) => {
-                    self.buf.truncate(start);
-                    return Err(err.into());
-                }
+                Err(err) if err.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(err) => return Err(err.into()),
             }
         }
     }
 }
+
+/// Bytes read from the socket at a time.
+const READ_CHUNK: usize = 8 * 1024;
 
 /// Shortest socket timeout set (a zero one would mean no timeout).
 const MIN_TIMEOUT: Duration = Duration::from_millis(1);

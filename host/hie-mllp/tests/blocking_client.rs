@@ -185,3 +185,48 @@ fn tls_is_left_to_the_async_client() {
     config.tls = Some(ClientTls::from_ca_pem(cert.cert.pem().as_bytes(), "localhost").expect("client tls"));
     assert!(BlockingClient::new(config).is_none());
 }
+
+/// A peer that drips a reply a byte at a time and never ends it cannot hold the
+/// call past the ACK timeout (each read gets only what is left of it); the next
+/// call, on a new connection, gets its whole reply.
+#[test]
+fn a_dripping_reply_times_out() {
+    use std::io::{Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let server = std::thread::spawn(move || {
+        let mut buf = [0u8; 4096];
+        let (mut first, _) = listener.accept().expect("accept");
+        let _ = first.read(&mut buf).expect("request");
+        // a byte every 50 ms, for at most 10 s or until the client hangs up
+        let _ = first.write_all(b"\x0bMSH|");
+        for _ in 0..200 {
+            std::thread::sleep(Duration::from_millis(50));
+            if first.write_all(b"x").is_err() {
+                break;
+            }
+        }
+        let (mut second, _) = listener.accept().expect("accept");
+        let _ = second.read(&mut buf).expect("request");
+        second
+            .write_all(b"\x0bMSH|^~\\&|R|F|S|F|20260101||ACK|C2|P|2.5\rMSA|AA|C2\r\x1c\x0d")
+            .expect("write");
+    });
+    let mut c = client(ClientConfig {
+        ack_timeout: Duration::from_millis(300),
+        ..client_config(addr)
+    });
+    let started = std::time::Instant::now();
+    let err = c.call(&adt("C1")).expect_err("the reply never ends");
+    assert_eq!(err.kind(), ErrorKind::Timeout);
+    // not held for the 10 s the peer keeps dripping
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        started.elapsed()
+    );
+    assert!(!c.is_connected());
+    let reply = c.call(&adt("C2")).expect("reply on a new connection");
+    assert_eq!(acked_id(&reply).as_deref(), Some("C2"));
+    server.join().expect("server");
+}
