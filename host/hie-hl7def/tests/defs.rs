@@ -1,0 +1,221 @@
+//! Expectations taken from the HL7 standard and from IRIS paths seen in
+//! InterSystems documentation and public IRIS code (see README.md).
+
+use hie_hl7def::{self as def, Element, Usage};
+
+#[test]
+fn versions_normalize_with_documented_fallbacks() {
+    assert_eq!(def::normalize_version("2.5.1"), Some("2.5.1"));
+    assert_eq!(def::normalize_version("2.3.1"), Some("2.3.1"));
+    assert_eq!(def::normalize_version(" 2.4 "), Some("2.4"));
+    assert_eq!(def::normalize_version("2.8"), Some("2.7.1"));
+    assert_eq!(def::normalize_version("2.8.2"), Some("2.7.1"));
+    assert_eq!(def::normalize_version("2.9"), Some("2.7.1"));
+    assert_eq!(def::normalize_version("2.6.1"), Some("2.6"));
+    assert_eq!(def::normalize_version("2.5.2"), Some("2.5"));
+    assert_eq!(def::normalize_version("3.0"), None);
+    assert_eq!(def::normalize_version("2.x"), None);
+    assert_eq!(def::normalize_version("2.5."), None);
+    assert_eq!(def::normalize_version(""), None);
+    assert_eq!(def::normalize_version("2.10"), None);
+    let names: Vec<&str> = def::versions().iter().map(|v| v.name).collect();
+    assert_eq!(
+        names,
+        [
+            "2.1", "2.2", "2.3", "2.3.1", "2.4", "2.5", "2.5.1", "2.6", "2.7", "2.7.1"
+        ]
+    );
+}
+
+#[test]
+fn structures_come_from_table_0354_per_version() {
+    assert_eq!(def::structure_for("2.5", "ADT", "A08"), Some("ADT_A01"));
+    assert_eq!(def::structure_for("2.5.1", "adt", "a04"), Some("ADT_A01"));
+    assert_eq!(def::structure_for("2.3.1", "ADT", "A08"), Some("ADT_A01"));
+    assert_eq!(def::structure_for("2.4", "ADT", "A28"), Some("ADT_A05"));
+    assert_eq!(def::structure_for("2.5", "ADT", "A40"), Some("ADT_A39"));
+    assert_eq!(def::structure_for("2.5", "ORU", "R01"), Some("ORU_R01"));
+    assert_eq!(def::structure_for("2.3", "ORM", "O01"), Some("ORM_O01"));
+    assert_eq!(def::structure_for("2.5", "SIU", "S14"), Some("SIU_S12"));
+    assert_eq!(def::structure_for("2.5", "ACK", "A01"), Some("ACK"));
+    assert_eq!(def::structure_for("2.8", "ADT", "A08"), Some("ADT_A01"));
+    // TYPE_EVENT itself when the version has such a message: 2.1 ORU_R01.
+    assert_eq!(def::structure_for("2.1", "ORU", "R01"), Some("ORU_R01"));
+    // Structures that do not exist in the version are never returned.
+    assert_eq!(def::structure_for("2.1", "ADT", "A60"), None);
+    assert_eq!(def::structure_for("2.5", "ADT", "Z99"), None);
+    assert_eq!(def::structure_for("2.5", "ORU", "O01"), None);
+    assert_eq!(def::structure_for("2.5", "", "A01"), None);
+    assert_eq!(def::structure_for("9.9", "ADT", "A01"), None);
+    // Another message type's structure only when it is the only one listed.
+    assert_eq!(def::structure_for("2.5", "QSX", "J02"), Some("QCN_J01"));
+}
+
+#[test]
+fn every_structure_table_0354_returns_exists() {
+    for v in def::versions() {
+        for (t, e) in [
+            ("ADT", "A01"),
+            ("ADT", "A08"),
+            ("ORM", "O01"),
+            ("ORU", "R01"),
+            ("MDM", "T02"),
+            ("SIU", "S12"),
+        ] {
+            if let Some(s) = def::structure_for(v.name, t, e) {
+                assert!(
+                    def::message(v.name, s).is_some(),
+                    "{} {t}^{e} -> {s} missing",
+                    v.name
+                );
+            }
+        }
+    }
+}
+
+fn path_names(elements: &'static [Element], path: &[&str]) -> Option<&'static Element> {
+    let (first, rest) = path.split_first()?;
+    let e = elements
+        .iter()
+        .find(|e| e.iris_name().eq_ignore_ascii_case(first))?;
+    if rest.is_empty() {
+        Some(e)
+    } else {
+        path_names(e.children(), rest)
+    }
+}
+
+#[test]
+fn oru_r01_25_groups_have_iris_names() {
+    let m = def::message("2.5", "ORU_R01").unwrap();
+    let top: Vec<&str> = m.elements.iter().map(|e| e.iris_name()).collect();
+    assert_eq!(top, ["MSH", "SFT", "PIDgrpgrp", "DSC"]);
+    let Element::Group(g) = path_names(m.elements, &["PIDgrpgrp"]).unwrap() else {
+        panic!("not a group")
+    };
+    assert_eq!(g.hl7_name, "PATIENT_RESULT");
+    assert!(g.repeating && !g.optional);
+    let obx = path_names(m.elements, &["PIDgrpgrp", "ORCgrp", "OBXgrp", "OBX"]).unwrap();
+    assert!(matches!(obx, Element::Segment(s) if s.name == "OBX" && !s.optional && !s.repeating));
+    let Element::Group(obxgrp) = path_names(m.elements, &["PIDgrpgrp", "ORCgrp", "OBXgrp"]).unwrap() else {
+        panic!()
+    };
+    assert_eq!(obxgrp.hl7_name, "OBSERVATION");
+    assert!(obxgrp.optional && obxgrp.repeating);
+    let Element::Group(pv1grp) = path_names(m.elements, &["PIDgrpgrp", "PIDgrp", "PV1grp"]).unwrap() else {
+        panic!()
+    };
+    assert_eq!(pv1grp.hl7_name, "VISIT");
+    assert!(pv1grp.optional && !pv1grp.repeating);
+    assert!(path_names(m.elements, &["PIDgrpgrp", "ORCgrp", "TQ1grp", "TQ2"]).is_some());
+    assert!(path_names(m.elements, &["PIDgrpgrp", "ORCgrp", "SPMgrp", "OBX"]).is_some());
+    assert!(path_names(m.elements, &["pidgrpgrp", "orcgrp"]).is_some());
+    assert!(path_names(m.elements, &["PIDgrp"]).is_none());
+    assert!(m.element("PIDgrpgrp").is_some());
+    assert!(m.element("ORCgrp").is_none());
+}
+
+#[test]
+fn orm_o01_23_choice_is_named_like_iris() {
+    // InterSystems documentation: ORCgrp(1).OBRuniongrp.OBXgrp(3).NTE(1) in 2.3:ORM_O01,
+    // and ORCgrp(1).OBRuniongrp.OBRunion.OBR in public IRIS code.
+    let m = def::message("2.3", "ORM_O01").unwrap();
+    assert!(path_names(m.elements, &["ORCgrp", "OBRuniongrp", "OBXgrp", "NTE"]).is_some());
+    let Element::Choice(c) = path_names(m.elements, &["ORCgrp", "OBRuniongrp", "OBRunion"]).unwrap() else {
+        panic!()
+    };
+    assert_eq!(c.alternatives, ["OBR", "RQD", "RQ1", "RXO", "ODS", "ODT"]);
+    assert!(!c.repeating && !c.optional);
+    assert!(path_names(m.elements, &["PIDgrp", "PID"]).is_some());
+    let Element::Group(order) = path_names(m.elements, &["ORCgrp"]).unwrap() else {
+        panic!()
+    };
+    assert!(order.repeating);
+}
+
+#[test]
+fn adt_a01_25_group_names() {
+    let m = def::message("2.5", "ADT_A01").unwrap();
+    let Element::Group(pr1) = m.element("PR1grp").unwrap() else {
+        panic!()
+    };
+    assert_eq!(pr1.hl7_name, "PROCEDURE");
+    let Element::Group(in1) = m.element("IN1grp").unwrap() else {
+        panic!()
+    };
+    assert_eq!(in1.hl7_name, "INSURANCE");
+    assert!(in1.element("IN2").unwrap().optional());
+}
+
+#[test]
+fn field_names_follow_iris() {
+    assert_eq!(def::field_index("2.5", "PV1", "PatientClass"), Some(2));
+    assert_eq!(def::field_index("2.5", "PV1", "patientclass"), Some(2));
+    assert_eq!(def::field_index("2.5", "MSH", "MessageType"), Some(9));
+    assert_eq!(def::field_index("2.5", "MSH", "SendingFacility"), Some(4));
+    assert_eq!(def::field_index("2.5", "PID", "PatientIdentifierList"), Some(3));
+    assert_eq!(def::field_index("2.5", "PID", "PatientName"), Some(5));
+    assert_eq!(def::field_index("2.5", "PID", "SetIDPID"), Some(1));
+    assert_eq!(def::field_index("2.5", "OBX", "ObservationValue"), Some(5));
+    assert_eq!(def::field_index("2.5", "PV1", "PatientType"), Some(18));
+    assert_eq!(def::field_index("2.5", "NTE", "SourceofComment"), Some(2));
+    assert_eq!(def::field_index("2.3.1", "PID", "PatientName"), Some(5));
+    assert_eq!(def::field_index("2.3.1", "PID", "MothersMaidenName"), Some(6));
+    assert_eq!(def::field_index("2.5", "PID", "NoSuchField"), None);
+    assert_eq!(def::field_index("2.5", "ZZZ", "PatientName"), None);
+    let msh9 = def::segment("2.5", "MSH").unwrap().field(9).unwrap();
+    assert_eq!(msh9.datatype, "MSG");
+    assert_eq!(msh9.usage, Usage::Required);
+    assert!(!msh9.repeating());
+    assert!(def::segment("2.5", "PID").unwrap().field(3).unwrap().repeating());
+    assert!(def::segment("2.5", "PID").unwrap().field(0).is_none());
+}
+
+#[test]
+fn component_names_follow_iris() {
+    assert_eq!(def::component_index("2.5", "MSG", "MessageCode"), Some(1));
+    assert_eq!(def::component_index("2.5", "MSG", "TriggerEvent"), Some(2));
+    assert_eq!(def::component_index("2.5", "MSG", "MessageStructure"), Some(3));
+    assert_eq!(def::component_index("2.3.1", "MSG", "messagetype"), Some(1));
+    assert_eq!(def::component_index("2.3.1", "XPN", "familylastname"), Some(1));
+    assert_eq!(def::component_index("2.5", "XPN", "FamilyName"), Some(1));
+    assert_eq!(def::component_index("2.5", "XPN", "GivenName"), Some(2));
+    assert_eq!(def::component_index("2.5", "FN", "Surname"), Some(1));
+    assert_eq!(def::component_index("2.5", "CX", "IDNumber"), Some(1));
+    assert_eq!(def::component_index("2.5", "EI", "EntityIdentifier"), Some(1));
+    assert_eq!(def::component_index("2.5", "CE", "Identifier"), Some(1));
+    assert_eq!(def::component_index("2.5", "CE", "Text"), Some(2));
+    assert_eq!(def::component_index("2.5", "HD", "NamespaceID"), Some(1));
+    assert_eq!(def::component_index("2.5", "XPN", "nosuch"), None);
+    assert_eq!(def::component_index("2.5", "NOPE", "FamilyName"), None);
+    assert_eq!(
+        def::datatype("2.5", "XPN")
+            .unwrap()
+            .component(1)
+            .unwrap()
+            .datatype,
+        "FN"
+    );
+}
+
+#[test]
+fn iris_name_drops_everything_but_letters_and_digits() {
+    assert_eq!(def::iris_name("Patient Name"), "PatientName");
+    assert_eq!(def::iris_name("family + last name"), "familylastname");
+    assert_eq!(def::iris_name("Family+last Name"), "FamilylastName");
+    assert_eq!(def::iris_name("Set ID - PID"), "SetIDPID");
+    assert_eq!(def::iris_name("Mother's Maiden Name"), "MothersMaidenName");
+    assert_eq!(def::iris_name("Patient ID (Internal ID)"), "PatientIDInternalID");
+    assert_eq!(def::iris_name("Date/Time of Message"), "DateTimeofMessage");
+    assert_eq!(def::iris_name(" - "), "");
+}
+
+#[test]
+fn unknown_names_are_none() {
+    assert!(def::message("2.5", "XYZ_Z01").is_none());
+    assert!(def::message("7.0", "ADT_A01").is_none());
+    assert!(def::segment("2.5", "PI").is_none());
+    assert!(def::datatype("2.5", "").is_none());
+    assert!(def::message("2.5", "adt_a01").is_some());
+    assert!(def::segment("2.5", "pid").is_some());
+}

@@ -1,0 +1,193 @@
+#!/usr/bin/env node
+// Converts the npm package hl7-dictionary 1.0.1 (MIT, Fernando Serrano) into the
+// compact text file data/hl7v2.txt that build.rs turns into Rust statics.
+//
+//   cd /tmp && mkdir -p hl7dict && cd hl7dict \
+//     && npm pack hl7-dictionary@1.0.1 && tar xzf hl7-dictionary-1.0.1.tgz
+//   node tools/convert.js /tmp/hl7dict/package > data/hl7v2.txt
+//
+// Only what the crate serves is kept: component and field descriptions (they
+// are where IRIS property names come from), data types, optionality and
+// repetition, message trees with group names, and table 0354. Lengths, table
+// numbers, segment/message/data type descriptions and the other tables are
+// dropped. A definition identical to the one the previous version had is
+// written as "=" (the reader copies it forward), which is what keeps the file
+// small: most segments and data types do not change between versions.
+'use strict';
+
+const path = require('path');
+const pkg = process.argv[2];
+if (!pkg) {
+  console.error('usage: node tools/convert.js PATH/TO/hl7-dictionary/package > data/hl7v2.txt');
+  process.exit(2);
+}
+const meta = require(path.join(pkg, 'package.json'));
+if (meta.name !== 'hl7-dictionary' || meta.version !== '1.0.1') {
+  console.error(`expected hl7-dictionary 1.0.1, found ${meta.name} ${meta.version}`);
+  process.exit(2);
+}
+const dict = require(path.join(pkg, 'lib', 'index.js'));
+const VERSIONS = ['2.1', '2.2', '2.3', '2.3.1', '2.4', '2.5', '2.5.1', '2.6', '2.7', '2.7.1'];
+
+function clean(s) {
+  // Descriptions go on one line after a fixed number of fields; tabs and
+  // newlines never occur in the source but are guarded against anyway.
+  return String(s === undefined || s === null ? '' : s).replace(/[\t\r\n]+/g, ' ').trim();
+}
+
+function check(cond, what) {
+  if (!cond) {
+    console.error('unexpected source data: ' + what);
+    process.exit(1);
+  }
+}
+
+const out = [];
+out.push('# HL7 v2 definitions converted from the npm package hl7-dictionary 1.0.1 (MIT,');
+out.push('# Copyright (c) Fernando Serrano) by tools/convert.js. Do not edit by hand.');
+out.push('# Format (one record per line, fields separated by a single space, the');
+out.push('# description always last so it may contain spaces):');
+out.push('#   T STRUCTURE EVENT...          table 0354: message structure -> trigger events');
+out.push('#   V VERSION                     starts a version');
+out.push('#   D NAME [=]                    data type; a lone "=" copies the previous version\'s');
+out.push('#    c DATATYPE DESCRIPTION       ... one line per component, in order');
+out.push('#   S NAME [=]                    segment');
+out.push('#    f DATATYPE OPT REP DESC      ... one line per field: OPT R/O/C/B, REP max');
+out.push('#                                 repetitions (0 = unbounded, 1 = not repeating)');
+out.push('#    =N                           ... the next N components/fields are the same as in');
+out.push('#                                 the previous version, at the same positions');
+out.push('#   M NAME [=] [ELEMENT...]       message structure, elements in order:');
+out.push('#                                 SEG, GROUPNAME( ELEMENT... ), <SEG|SEG|...> (choice),');
+out.push('#                                 * = any segment; suffix ? optional, * optional and');
+out.push('#                                 repeating, + repeating, none = required once');
+
+// Table 0354 (one global table in the package, from the newest version).
+const t354 = dict.tables['354'].values;
+for (const [structure, events] of Object.entries(t354)) {
+  const evs = String(events).split(/[,.\s]+/).map((e) => e.trim()).filter((e) => e && e !== 'Varies');
+  out.push(['T', structure].concat(evs).join(' '));
+}
+
+const OPT = { 1: 'O', 2: 'R', 3: 'C', 4: 'B' };
+
+function datatypeLines(dt) {
+  return dt.subfields.map((c) => ` c ${clean(c.datatype) || '-'} ${clean(c.desc)}`);
+}
+
+function segmentLines(seg) {
+  return seg.fields.map((f) => {
+    const opt = OPT[f.opt];
+    check(opt, `field opt ${f.opt}`);
+    check(Number.isInteger(f.rep) && f.rep >= 0, `field rep ${f.rep}`);
+    return ` f ${clean(f.datatype) || '-'} ${opt} ${f.rep} ${clean(f.desc)}`;
+  });
+}
+
+function card(n) {
+  // min/max in the package are 0/1 and 0 (unbounded)/1 only; the converter
+  // refuses anything else rather than lose it.
+  check((n.min === 0 || n.min === 1) && (n.max === 0 || n.max === 1), `min/max ${n.min}/${n.max} of ${n.name}`);
+  if (n.max === 1) return n.min === 1 ? '' : '?';
+  return n.min === 1 ? '+' : '*';
+}
+
+class Broken extends Error {}
+
+function messageTokens(nodes, acc) {
+  for (const n of nodes) {
+    if (n.children) {
+      check(/^[^\s()<>|?*+=]*$/.test(n.name), `group name ${n.name}`);
+      acc.push(`${n.name}${card(n)}(`);
+      messageTokens(n.children, acc);
+      acc.push(')');
+    } else if (n.name.includes(',')) {
+      const alts = n.name.split(',').map((x) => x.trim());
+      if (alts.some((a) => a === '')) throw new Broken(`choice with unnamed members "${n.name}"`);
+      alts.forEach((a) => check(/^[A-Z0-9]{3}$/.test(a), `choice member ${a}`));
+      acc.push(`<${alts.join('|')}>${card(n)}`);
+    } else if (n.name === 'GenericSegment') {
+      // 2.3 MFN_M01: the master file's own record segment, whatever it is.
+      acc.push(`*${card(n)}`);
+    } else {
+      check(/^[A-Z0-9]{3}$/.test(n.name), `segment name ${n.name}`);
+      acc.push(`${n.name}${card(n)}`);
+    }
+  }
+  return acc;
+}
+
+// A message keyed by TYPE_EVENT (the package also lists messages under their
+// trigger event) is dropped when table 0354 maps that event to a structure
+// the same version defines: the structure is what IRIS calls the DocType.
+function coveredByStructure(key, messages) {
+  const [type, event] = key.split('_');
+  for (const [structure, events] of Object.entries(t354)) {
+    if (structure === key || !structure.startsWith(type + '_')) continue;
+    const evs = String(events).split(/[,.\s]+/);
+    if (evs.includes(event) && messages[structure]) return true;
+  }
+  return false;
+}
+
+const previous = { D: {}, S: {}, M: {} };
+function emitLines(kind, name, lines) {
+  const prev = previous[kind][name];
+  previous[kind][name] = lines;
+  if (prev && prev.length === lines.length && prev.every((l, i) => l === lines[i])) {
+    out.push(`${kind} ${name} =`);
+    return;
+  }
+  out.push(`${kind} ${name}`);
+  let same = 0;
+  lines.forEach((l, i) => {
+    if (prev && i < prev.length && prev[i] === l) {
+      same += 1;
+      return;
+    }
+    if (same) out.push(` =${same}`);
+    same = 0;
+    out.push(l);
+  });
+  if (same) out.push(` =${same}`);
+}
+
+function emitMessage(name, tokens) {
+  const line = tokens.join(' ');
+  if (previous.M[name] === line) {
+    out.push(`M ${name} =`);
+  } else {
+    out.push(`M ${name} ${line}`);
+    previous.M[name] = line;
+  }
+}
+
+for (const v of VERSIONS) {
+  const def = dict.definitions[v];
+  check(def, `version ${v}`);
+  out.push(`V ${v}`);
+  for (const name of Object.keys(def.fields).sort()) {
+    check(/^[A-Z0-9_]+$/.test(name), `data type name ${name}`);
+    emitLines('D', name, datatypeLines(def.fields[name]));
+  }
+  for (const name of Object.keys(def.segments).sort()) {
+    // 2.6 lists the data type ED among its segments; segment ids are 3 characters.
+    if (name === 'ED' && v === '2.6') continue;
+    check(/^[A-Z0-9]{3}$/.test(name), `segment name ${name}`);
+    emitLines('S', name, segmentLines(def.segments[name]));
+  }
+  for (const name of Object.keys(def.messages).sort()) {
+    check(/^[A-Z0-9_]+$/.test(name), `message name ${name}`);
+    if (coveredByStructure(name, def.messages)) continue;
+    let tokens;
+    try {
+      tokens = messageTokens(def.messages[name].segments.segments, []);
+    } catch (e) {
+      if (!(e instanceof Broken)) throw e;
+      // Keep the reason in the file so a reader sees what is missing and why.
+      out.push(`# ${v} ${name} left out: ${e.message} in the source`);
+      continue;
+    }
+    emitMessage(name, tokens);
+  }
+}
+process.stdout.write(out.join('\n') + '\n');
