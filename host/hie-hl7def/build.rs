@@ -341,21 +341,33 @@ fn lit(s: &str) -> String {
     format!("{s:?}")
 }
 
-/// Renders message elements as a constant expression and returns it along
-/// with the IRIS name of the first element (which names the enclosing group).
-fn render_elements(elements: &[Element], pool: &mut Pool) -> (String, String) {
+/// The element's own IRIS name before sibling numbering: the segment id, the
+/// first element's name + `grp`, or the first alternative + `union`.
+fn own_iris_name(e: &Element) -> String {
+    match e {
+        Element::Segment { name, .. } => name.clone(),
+        Element::Group { children, .. } => naming::group_iris_name(&sibling_iris_names(children)[0]),
+        Element::Choice { alternatives } => naming::choice_iris_name(&alternatives[0]),
+    }
+}
+
+fn sibling_iris_names(elements: &[Element]) -> Vec<String> {
+    let own: Vec<String> = elements.iter().map(own_iris_name).collect();
+    naming::sibling_names(&own)
+}
+
+/// Renders message elements as a constant expression.
+fn render_elements(elements: &[Element], pool: &mut Pool) -> String {
+    let names = sibling_iris_names(elements);
     let mut items = Vec::new();
-    let mut first_iris = String::new();
-    for (i, e) in elements.iter().enumerate() {
-        let (item, iris) = match e {
-            Element::Segment { name, min, max } => (
-                format!(
-                    "Element::Segment(SegmentElement {{ name: {}, optional: {}, repeating: {} }})",
-                    lit(name),
-                    *min == 0,
-                    *max != 1
-                ),
-                name.clone(),
+    for (e, iris) in elements.iter().zip(&names) {
+        let item = match e {
+            Element::Segment { name, min, max } => format!(
+                "Element::Segment(SegmentElement {{ name: {}, iris_name: {}, optional: {}, repeating: {} }})",
+                lit(name),
+                lit(iris),
+                *min == 0,
+                *max != 1
             ),
             Element::Group {
                 name,
@@ -363,18 +375,14 @@ fn render_elements(elements: &[Element], pool: &mut Pool) -> (String, String) {
                 max,
                 children,
             } => {
-                let (body, child_first) = render_elements(children, pool);
-                let iris = naming::group_iris_name(&child_first);
-                (
-                    format!(
-                        "Element::Group(GroupElement {{ hl7_name: {}, iris_name: {}, optional: {}, repeating: {}, elements: &{} }})",
-                        lit(name),
-                        lit(&iris),
-                        *min == 0,
-                        *max != 1,
-                        body
-                    ),
-                    iris,
+                let body = render_elements(children, pool);
+                format!(
+                    "Element::Group(GroupElement {{ hl7_name: {}, iris_name: {}, optional: {}, repeating: {}, elements: &{} }})",
+                    lit(name),
+                    lit(iris),
+                    *min == 0,
+                    *max != 1,
+                    body
                 )
             }
             Element::Choice { alternatives } => {
@@ -382,24 +390,17 @@ fn render_elements(elements: &[Element], pool: &mut Pool) -> (String, String) {
                 // artefact of its converter: HL7 writes <A|B|C> as exactly one
                 // of the alternatives, and IRIS paths use no index on it
                 // (ORCgrp(1).OBRuniongrp.OBRunion.OBR in 2.3 ORM_O01).
-                let iris = naming::choice_iris_name(&alternatives[0]);
                 let alts: Vec<String> = alternatives.iter().map(|a| lit(a)).collect();
-                (
-                    format!(
-                        "Element::Choice(ChoiceElement {{ iris_name: {}, optional: false, repeating: false, alternatives: &[{}] }})",
-                        lit(&iris),
-                        alts.join(", ")
-                    ),
-                    iris,
+                format!(
+                    "Element::Choice(ChoiceElement {{ iris_name: {}, optional: false, repeating: false, alternatives: &[{}] }})",
+                    lit(iris),
+                    alts.join(", ")
                 )
             }
         };
-        if i == 0 {
-            first_iris = iris;
-        }
         items.push(item);
     }
-    (pool.intern(&items), first_iris)
+    pool.intern(&items)
 }
 
 fn generate(data: &Data) -> String {
@@ -454,7 +455,7 @@ fn generate(data: &Data) -> String {
         }
         let mut msgs = Vec::new();
         for (name, els) in &v.messages {
-            let (arr, _) = render_elements(els, &mut elements);
+            let arr = render_elements(els, &mut elements);
             msgs.push(format!("MessageDef {{ name: {}, elements: &{arr} }}", lit(name)));
         }
         writeln!(

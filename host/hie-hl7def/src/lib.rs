@@ -125,6 +125,9 @@ pub enum Element {
 pub struct SegmentElement {
     /// Segment id; `*` stands for any segment (2.3 MFN_M01's record segment).
     pub name: &'static str,
+    /// The name IRIS uses in paths: the segment id, with a number from 2 on
+    /// when the id occurs again among its siblings (`ROL2`; assumed, see README).
+    pub iris_name: &'static str,
     /// May be absent.
     pub optional: bool,
     /// May repeat.
@@ -164,7 +167,7 @@ impl Element {
     /// segment id for a segment, the IRIS group or choice name otherwise.
     pub fn iris_name(&self) -> &'static str {
         match self {
-            Element::Segment(s) => s.name,
+            Element::Segment(s) => s.iris_name,
             Element::Group(g) => g.iris_name,
             Element::Choice(c) => c.iris_name,
         }
@@ -299,13 +302,11 @@ pub fn datatype(version: &str, datatype: &str) -> Option<&'static DataTypeDef> {
 
 impl SegmentDef {
     /// The 1-based position of the field with this IRIS property name
-    /// (case-insensitive). When two fields share a name (the source has a few,
-    /// e.g. 2.3 PID-2 and PID-3 are both "Patient ID") the first one wins.
+    /// (case-insensitive). A name with a note IRIS keeps and the source drops
+    /// is accepted too (see [`naming::matches_with_note`]). When two fields
+    /// share a name the first one wins.
     pub fn field_index(&self, name: &str) -> Option<usize> {
-        self.fields
-            .iter()
-            .position(|f| f.iris_name.eq_ignore_ascii_case(name))
-            .map(|i| i + 1)
+        position(self.fields, name, |f| (f.iris_name, f.datatype))
     }
 
     /// The field at a 1-based position.
@@ -316,18 +317,29 @@ impl SegmentDef {
 
 impl DataTypeDef {
     /// The 1-based position of the component with this IRIS property name
-    /// (case-insensitive); the first one wins when two share a name.
+    /// (case-insensitive), with the same rules as [`SegmentDef::field_index`].
     pub fn component_index(&self, name: &str) -> Option<usize> {
-        self.components
-            .iter()
-            .position(|c| c.iris_name.eq_ignore_ascii_case(name))
-            .map(|i| i + 1)
+        position(self.components, name, |c| (c.iris_name, c.datatype))
     }
 
     /// The component at a 1-based position.
     pub fn component(&self, index: usize) -> Option<&'static ComponentDef> {
         index.checked_sub(1).and_then(|i| self.components.get(i))
     }
+}
+
+fn position<T>(items: &[T], name: &str, key: impl Fn(&T) -> (&str, &str)) -> Option<usize> {
+    let exact = items
+        .iter()
+        .position(|item| key(item).0.eq_ignore_ascii_case(name));
+    exact
+        .or_else(|| {
+            items.iter().position(|item| {
+                let (iris, datatype) = key(item);
+                naming::matches_with_note(name, iris, datatype)
+            })
+        })
+        .map(|i| i + 1)
 }
 
 /// The 1-based position of a field, by its IRIS property name
@@ -364,10 +376,10 @@ pub fn structure_for(version: &str, msg_type: &str, event: &str) -> Option<&'sta
     let msg_type = msg_type.trim().to_ascii_uppercase();
     let event = event.trim().to_ascii_uppercase();
     let exists = |s: &str| by_name(v.messages, s, |m| m.name).map(|m| m.name);
-    if msg_type == "ACK" {
-        if let Some(ack) = exists("ACK") {
-            return Some(ack);
-        }
+    if msg_type == "ACK"
+        && let Some(ack) = exists("ACK")
+    {
+        return Some(ack);
     }
     if msg_type.is_empty() || event.is_empty() {
         return None;
@@ -377,13 +389,14 @@ pub fn structure_for(version: &str, msg_type: &str, event: &str) -> Option<&'sta
     let lists_event = |events: &[&str]| events.iter().any(|e| *e == event);
     let mut first = None;
     for (structure, events) in tables::TABLE_0354.iter() {
-        if structure.starts_with(&prefix) && lists_event(events) {
-            if let Some(s) = exists(structure) {
-                if s == type_event {
-                    return Some(s);
-                }
-                first = first.or(Some(s));
+        if structure.starts_with(&prefix)
+            && lists_event(events)
+            && let Some(s) = exists(structure)
+        {
+            if s == type_event {
+                return Some(s);
             }
+            first = first.or(Some(s));
         }
     }
     if first.is_some() {

@@ -219,3 +219,87 @@ fn unknown_names_are_none() {
     assert!(def::message("2.5", "adt_a01").is_some());
     assert!(def::segment("2.5", "pid").is_some());
 }
+
+#[test]
+fn repeated_sibling_names_are_numbered() {
+    // ADT_A01 2.5 has ROL after PD1 and again after PV2 at the top level.
+    let m = def::message("2.5", "ADT_A01").unwrap();
+    let rol: Vec<&str> = m
+        .elements
+        .iter()
+        .map(|e| e.iris_name())
+        .filter(|n| n.starts_with("ROL"))
+        .collect();
+    assert_eq!(rol, ["ROL", "ROL2"]);
+    let Element::Segment(rol2) = m.element("rol2").unwrap() else {
+        panic!()
+    };
+    assert_eq!(rol2.name, "ROL");
+    // The ROL inside PR1grp is the first of its own siblings.
+    let Element::Group(pr1) = m.element("PR1grp").unwrap() else {
+        panic!()
+    };
+    assert!(pr1.element("ROL").is_some() && pr1.element("ROL2").is_none());
+    // ADT_A17 2.5 carries two patients: PID, PD1, PV1 ... then PID2, PD12, PV12 ...
+    let a17 = def::message("2.5", "ADT_A17").unwrap();
+    let names: Vec<&str> = a17.elements.iter().map(|e| e.iris_name()).collect();
+    assert_eq!(
+        names,
+        [
+            "MSH", "SFT", "EVN", "PID", "PD1", "PV1", "PV2", "DB1", "OBX", "PID2", "PD12", "PV12", "PV22",
+            "DB12", "OBX2"
+        ]
+    );
+    // Groups too: RDE_O11 2.5 has TIMING and TIMING_ENCODED, both starting with TQ1.
+    let rde = def::message("2.5", "RDE_O11").unwrap();
+    let Element::Group(order) = rde.element("ORCgrp").unwrap() else {
+        panic!()
+    };
+    let groups: Vec<(&str, &str)> = order
+        .elements
+        .iter()
+        .filter_map(|e| match e {
+            Element::Group(g) if g.iris_name.starts_with("TQ1") => Some((g.hl7_name, g.iris_name)),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(groups, [("TIMING", "TQ1grp"), ("TIMING_ENCODED", "TQ1grp2")]);
+}
+
+#[test]
+fn oru_r01_23_paths_from_public_iris_code() {
+    // source.{PIDgrpgrp(1).PIDgrp.PID:PatientName.prefix} on 2.3:ORU_R01 (public IRIS DTL).
+    let m = def::message("2.3", "ORU_R01").unwrap();
+    assert!(path_names(m.elements, &["PIDgrpgrp", "PIDgrp", "PID"]).is_some());
+    assert!(path_names(m.elements, &["PIDgrpgrp", "ORCgrp", "OBXgrp", "OBX"]).is_some());
+    assert_eq!(def::field_index("2.3", "PID", "PatientName"), Some(5));
+    assert_eq!(def::component_index("2.3", "XPN", "prefix"), Some(5));
+    assert_eq!(def::field_index("2.3", "PID", "Sex"), Some(8));
+}
+
+#[test]
+fn pid_2_and_3_in_23_keep_their_standard_names() {
+    // InterSystems documentation, 2.3:ORM_O01: PIDgrp.PID:PatientIDInternalID(1).identifiertypecode
+    assert_eq!(def::field_index("2.3", "PID", "PatientIDExternalID"), Some(2));
+    assert_eq!(def::field_index("2.3", "PID", "PatientIDInternalID"), Some(3));
+    assert_eq!(def::field_index("2.2", "PID", "PatientIDInternalID"), Some(3));
+    assert_eq!(def::component_index("2.3", "CX", "identifiertypecode"), Some(5));
+    assert_eq!(def::field_index("2.3", "PID", "PatientID"), None);
+}
+
+#[test]
+fn names_with_notes_iris_keeps_are_accepted() {
+    // 2.3.1/2.4 IRIS descriptions carry the data type or an example in
+    // parentheses ("facility (HD)", "ID number (ST)", "prefix (e.g., DR)").
+    assert_eq!(def::component_index("2.4", "PL", "facilityHD"), Some(4));
+    assert_eq!(def::component_index("2.4", "PL", "pointofcareIS"), Some(1));
+    assert_eq!(def::component_index("2.4", "XCN", "IDnumberST"), Some(1));
+    assert_eq!(def::component_index("2.4", "XPN", "prefixegDR"), Some(5));
+    assert_eq!(def::component_index("2.5", "XPN", "SuffixegJRorIII"), Some(4));
+    assert_eq!(def::component_index("2.5", "XPN", "DegreeegMD"), Some(6));
+    // An exact name always wins over a name with a note; unrelated tails do not match.
+    assert_eq!(def::component_index("2.4", "PL", "facility"), Some(4));
+    assert_eq!(def::component_index("2.4", "PL", "facilityXX"), None);
+    assert_eq!(def::component_index("2.4", "PL", "facilityeg"), None);
+    assert_eq!(def::field_index("2.5", "PID", "PatientNameXPN"), Some(5));
+}

@@ -70,16 +70,35 @@ for (const [structure, events] of Object.entries(t354)) {
 
 const OPT = { 1: 'O', 2: 'R', 3: 'C', 4: 'B' };
 
+// Where the package lost part of a description and two fields of a segment
+// ended up with the same name, the standard's own field names are restored.
+// HL7 2.2 and 2.3 name PID-2 "Patient ID (External ID)" and PID-3 "Patient ID
+// (Internal ID)"; the package has "Patient ID" for both, and InterSystems'
+// documentation shows PatientIDInternalID for 2.3 PID-3. Each correction is
+// checked against the text it replaces so a different source version fails
+// loudly instead of being patched blindly.
+const CORRECTIONS = [
+  { versions: ['2.2', '2.3'], segment: 'PID', field: 2, from: 'Patient ID', to: 'Patient ID (External ID)' },
+  { versions: ['2.2', '2.3'], segment: 'PID', field: 3, from: 'Patient ID', to: 'Patient ID (Internal ID)' },
+];
+
+function correctedDesc(v, segment, index, desc) {
+  const c = CORRECTIONS.find((x) => x.versions.includes(v) && x.segment === segment && x.field === index + 1);
+  if (!c) return desc;
+  check(desc === c.from, `correction of ${v} ${segment}-${c.field}: expected "${c.from}", found "${desc}"`);
+  return c.to;
+}
+
 function datatypeLines(dt) {
   return dt.subfields.map((c) => ` c ${clean(c.datatype) || '-'} ${clean(c.desc)}`);
 }
 
-function segmentLines(seg) {
-  return seg.fields.map((f) => {
+function segmentLines(v, name, seg) {
+  return seg.fields.map((f, i) => {
     const opt = OPT[f.opt];
     check(opt, `field opt ${f.opt}`);
     check(Number.isInteger(f.rep) && f.rep >= 0, `field rep ${f.rep}`);
-    return ` f ${clean(f.datatype) || '-'} ${opt} ${f.rep} ${clean(f.desc)}`;
+    return ` f ${clean(f.datatype) || '-'} ${opt} ${f.rep} ${clean(correctedDesc(v, name, i, f.desc))}`;
   });
 }
 
@@ -129,6 +148,10 @@ function coveredByStructure(key, messages) {
   return false;
 }
 
+for (const c of CORRECTIONS) {
+  out.push(`# corrected: ${c.versions.join(', ')} ${c.segment}-${c.field} "${c.from}" -> "${c.to}" (see tools/convert.js)`);
+}
+
 const previous = { D: {}, S: {}, M: {} };
 function emitLines(kind, name, lines) {
   const prev = previous[kind][name];
@@ -173,7 +196,7 @@ for (const v of VERSIONS) {
     // 2.6 lists the data type ED among its segments; segment ids are 3 characters.
     if (name === 'ED' && v === '2.6') continue;
     check(/^[A-Z0-9]{3}$/.test(name), `segment name ${name}`);
-    emitLines('S', name, segmentLines(def.segments[name]));
+    emitLines('S', name, segmentLines(v, name, def.segments[name]));
   }
   for (const name of Object.keys(def.messages).sort()) {
     check(/^[A-Z0-9_]+$/.test(name), `message name ${name}`);
