@@ -281,7 +281,9 @@ impl Checker<'_> {
                 self.err(
                     Some(name.span()),
                     field,
-                    format!("invalid name {n:?}: use letters, digits, '-', '_' or '.'"),
+                    format!(
+                        "invalid name {n:?}: names are 1 to 128 characters, without control characters or leading and trailing spaces"
+                    ),
                 );
             } else if let Some(first) = seen.get(n) {
                 let first_line = self.src.line_col(*first).0;
@@ -473,6 +475,8 @@ impl Checker<'_> {
                 &[
                     "dir",
                     "suffix",
+                    "file_spec",
+                    "work_dir",
                     "poll_interval",
                     "archive_dir",
                     "priority",
@@ -480,7 +484,10 @@ impl Checker<'_> {
                 ],
                 ItemKind::Service,
             ),
-            "file-out" => (&["dir", "filename"], ItemKind::Operation),
+            "file-out" => (
+                &["dir", "filename", "append", "segment_terminator"],
+                ItemKind::Operation,
+            ),
             other => {
                 self.err(
                     Some(ty.span()),
@@ -628,23 +635,76 @@ impl Checker<'_> {
                     .as_ref()
                     .map(|p| dir.join(p.get_ref()))
                     .unwrap_or_else(|| d.join("archive"));
+                let file_spec = match &t.file_spec {
+                    Some(spec) => {
+                        let patterns = file_spec_patterns(spec.get_ref());
+                        if patterns.is_empty() {
+                            self.err(
+                                Some(spec.span()),
+                                format!("{f}.file_spec"),
+                                "must name at least one pattern, e.g. \"*.hl7\" or \"*.hl7;*.txt\"",
+                            );
+                        }
+                        patterns
+                    }
+                    None => Vec::new(),
+                };
+                let work_dir = match &t.work_dir {
+                    Some(w) if w.get_ref().trim().is_empty() => None,
+                    Some(w) => Some(dir.join(w.get_ref())),
+                    None => None,
+                };
                 Some(AdapterConfig::FileIn(FileInConfig {
                     dir: d,
                     suffix: t.suffix.as_ref().map(|s| s.get_ref().clone()).unwrap_or_default(),
+                    file_spec,
+                    work_dir,
                     poll_interval,
                     archive_dir,
                     priority: self.inbound_priority(t, &f),
                 }))
             }
             _ => {
-                let d = dir_of(self, &t.dir)?;
+                let d = dir_of(self, &t.dir);
+                let filename = t
+                    .filename
+                    .as_ref()
+                    .map(|s| s.get_ref().clone())
+                    .unwrap_or_else(|| "{id}.hl7".into());
+                let filename_spec = match crate::FilenameSpec::parse(&filename) {
+                    Ok(spec) => Some(spec),
+                    Err(e) => {
+                        let span = t.filename.as_ref().map(|s| s.span());
+                        self.err(span, format!("{f}.filename"), e);
+                        None
+                    }
+                };
+                let segment_terminator = match t
+                    .segment_terminator
+                    .as_ref()
+                    .map(|s| (s.get_ref().as_str(), s.span()))
+                {
+                    None => None,
+                    Some(("cr", _)) => Some(SegmentTerminator::Cr),
+                    Some(("lf", _)) => Some(SegmentTerminator::Lf),
+                    Some(("crlf", _)) => Some(SegmentTerminator::CrLf),
+                    Some((other, span)) => {
+                        self.err(
+                            Some(span),
+                            format!("{f}.segment_terminator"),
+                            format!(
+                                "unknown segment terminator {other:?}, expected \"cr\", \"lf\" or \"crlf\""
+                            ),
+                        );
+                        None
+                    }
+                };
                 Some(AdapterConfig::FileOut(FileOutConfig {
-                    dir: d,
-                    filename: t
-                        .filename
-                        .as_ref()
-                        .map(|s| s.get_ref().clone())
-                        .unwrap_or_else(|| "{id}.hl7".into()),
+                    dir: d?,
+                    filename,
+                    filename_spec: filename_spec?,
+                    append: t.append.as_ref().is_some_and(|a| *a.get_ref()),
+                    segment_terminator,
                 }))
             }
         }
@@ -1022,18 +1082,38 @@ fn present_adapter_fields(t: &AdapterTable) -> Vec<(&'static str, Range<usize>)>
     add("poll_interval", t.poll_interval.as_ref().map(|v| v.span()));
     add("archive_dir", t.archive_dir.as_ref().map(|v| v.span()));
     add("filename", t.filename.as_ref().map(|v| v.span()));
+    add("append", t.append.as_ref().map(|v| v.span()));
+    add("file_spec", t.file_spec.as_ref().map(|v| v.span()));
+    add("work_dir", t.work_dir.as_ref().map(|v| v.span()));
+    add(
+        "segment_terminator",
+        t.segment_terminator.as_ref().map(|v| v.span()),
+    );
     out
+}
+
+/// `"*.hl7; *.txt"` → `["*.hl7", "*.txt"]`.
+fn file_spec_patterns(spec: &str) -> Vec<String> {
+    spec.split(';')
+        .map(str::trim)
+        .filter(|p| !p.is_empty())
+        .map(str::to_string)
+        .collect()
 }
 
 fn is_any(host: &str) -> bool {
     host == "0.0.0.0" || host == "::" || host == "[::]"
 }
 
+/// Item and hook names: any letters (not only ASCII), digits, spaces and
+/// punctuation, as IRIS item names have them ("HL7 File Service", "Labor Eingang
+/// Süd"), but no control characters, no surrounding spaces, nothing blank, and at
+/// most 128 characters (the IRIS limit).
 fn valid_name(name: &str) -> bool {
-    !name.is_empty()
-        && name
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+    !name.trim().is_empty()
+        && name.trim() == name
+        && name.chars().count() <= 128
+        && !name.chars().any(char::is_control)
 }
 
 /// Whether `path` looks like an HL7 field path: `SEG-n`, optionally `(rep)` and `.comp.sub`.
@@ -1251,6 +1331,75 @@ adapter = { type = "mllp-out", port = 1, dir = "x" }
         assert_eq!(
             errs[2],
             "/p/production.toml:14:48: items[b].adapter.dir: field does not apply to adapter \"mllp-out\""
+        );
+    }
+
+    #[test]
+    fn iris_item_names_with_spaces_and_letters_check() {
+        let text = r#"
+[production]
+name = "Demo.HL7.Production"
+
+[[items]]
+name = "HL7 Datei Eingang Süd"
+kind = "service"
+adapter = { type = "file-in", dir = "in", file_spec = "*.hl7; *.txt", work_dir = "work" }
+targets = ["Zielsystem Ω"]
+
+[[items]]
+name = "Zielsystem Ω"
+kind = "operation"
+adapter = { type = "file-out", dir = "out", filename = "%f_%Q%!+(_a)", append = true, segment_terminator = "crlf" }
+"#;
+        let p = check(text).unwrap();
+        let Some(AdapterConfig::FileIn(i)) = &p.item("HL7 Datei Eingang Süd").unwrap().adapter else {
+            panic!()
+        };
+        assert_eq!(i.file_spec, vec!["*.hl7".to_string(), "*.txt".to_string()]);
+        assert_eq!(i.work_dir, Some(PathBuf::from("/p/work")));
+        let Some(AdapterConfig::FileOut(o)) = &p.item("Zielsystem Ω").unwrap().adapter else {
+            panic!()
+        };
+        assert!(o.append);
+        assert_eq!(o.segment_terminator, Some(SegmentTerminator::CrLf));
+        for bad in ["", " leading", "trailing ", "tab\there", "   "] {
+            let t = text.replace("Zielsystem Ω", bad);
+            let errors = messages(&t);
+            assert!(
+                errors.iter().any(|e| e.contains("invalid name")),
+                "{bad:?}: {errors:?}"
+            );
+        }
+        let long = "x".repeat(129);
+        assert!(
+            messages(&text.replace("Zielsystem Ω", &long))
+                .iter()
+                .any(|e| e.contains("invalid name"))
+        );
+    }
+
+    #[test]
+    fn bad_file_out_names_and_terminators_are_reported_with_lines() {
+        let text = r#"
+[production]
+name = "demo"
+
+[[items]]
+name = "out"
+kind = "operation"
+adapter = { type = "file-out", dir = "out", filename = "x_%c.hl7", segment_terminator = "nl" }
+"#;
+        let errs = messages(text);
+        assert_eq!(errs.len(), 2, "{errs:#?}");
+        assert!(
+            errs[0].contains(":8:")
+                && errs[0].contains("items[out].adapter.filename")
+                && errs[0].contains("%c"),
+            "{errs:#?}"
+        );
+        assert!(
+            errs[1].contains("items[out].adapter.segment_terminator"),
+            "{errs:#?}"
         );
     }
 

@@ -347,6 +347,10 @@ pub struct FileInConfig {
     pub dir: PathBuf,
     /// Only names ending with this.
     pub suffix: String,
+    /// Only names matching one of these wildcard patterns (`*`, `?`); empty: any.
+    pub file_spec: Vec<String>,
+    /// Where a file is moved while it is read; `None`: a hidden name in `dir`.
+    pub work_dir: Option<PathBuf>,
     /// Poll interval.
     pub poll_interval: Duration,
     /// Where processed files go.
@@ -360,8 +364,36 @@ pub struct FileInConfig {
 pub struct FileOutConfig {
     /// Directory written.
     pub dir: PathBuf,
-    /// Name template; `{id}` and `{session}` are replaced.
+    /// Name template as written.
     pub filename: String,
+    /// The parsed name template (HIE `{id}`/`{session}`/`{n}` and IRIS `%` codes).
+    pub filename_spec: crate::FilenameSpec,
+    /// Append to an existing file rather than replacing it.
+    pub append: bool,
+    /// Segment terminator to write; `None`: the body's own.
+    pub segment_terminator: Option<SegmentTerminator>,
+}
+
+/// The segment terminator a `file-out` writes between HL7 segments.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SegmentTerminator {
+    /// `\r`, as HL7 v2 and MLLP use.
+    Cr,
+    /// `\n`.
+    Lf,
+    /// `\r\n` (the IRIS file operation default).
+    CrLf,
+}
+
+impl SegmentTerminator {
+    /// The bytes written after each segment.
+    pub fn bytes(self) -> &'static [u8] {
+        match self {
+            SegmentTerminator::Cr => b"\r",
+            SegmentTerminator::Lf => b"\n",
+            SegmentTerminator::CrLf => b"\r\n",
+        }
+    }
 }
 
 /// How an item's workers run.

@@ -150,12 +150,26 @@ pub struct AdapterTable {
     pub dir: Option<Spanned<String>>,
     /// `file-in`: only files whose name ends with this suffix (e.g. `.hl7`).
     pub suffix: Option<Spanned<String>>,
+    /// `file-in`: only files whose name matches one of these wildcard patterns
+    /// (`*` any run of characters, `?` one character), separated by `;`, e.g.
+    /// `"*.hl7;*.txt"` (IRIS `FileSpec`).
+    pub file_spec: Option<Spanned<String>>,
+    /// `file-in`: a file is moved here while it is being read (IRIS `WorkPath`);
+    /// default: a hidden name in `dir`.
+    pub work_dir: Option<Spanned<String>>,
     /// `file-in`: poll interval.
     pub poll_interval: Option<Spanned<String>>,
     /// `file-in`: where processed files go (default `<dir>/archive`).
     pub archive_dir: Option<Spanned<String>>,
-    /// `file-out`: file name template; `{id}` and `{session}` are replaced.
+    /// `file-out`: file name template: `{id}`, `{session}` and `{n}` are replaced,
+    /// and IRIS `Filename` codes (`%f`, `%Q`, `%Y%m%d`, `%!+(_a)`, …) are applied.
     pub filename: Option<Spanned<String>>,
+    /// `file-out`: append to a file that exists already (IRIS `Overwrite=0`)
+    /// instead of replacing it (the default).
+    pub append: Option<Spanned<bool>>,
+    /// `file-out`: segment terminator written between HL7 segments: `"cr"` (as
+    /// received, the default), `"lf"` or `"crlf"`.
+    pub segment_terminator: Option<Spanned<String>>,
 }
 
 /// `{ field = "MSH-9", equals = "ORM^O01", priority = 7 }`.

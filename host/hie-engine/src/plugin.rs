@@ -35,6 +35,12 @@ pub trait ItemInstance: Plugin {
 pub trait OutboundAdapter: Send {
     /// Hand `request` to the peer and return its reply bytes.
     fn call(&mut self, request: &[u8]) -> Result<Bytes, Failure>;
+
+    /// Hand the body of `msg` to the peer; adapters that use the message's header
+    /// (a `file-out` name from its session or source file) override this.
+    fn send(&mut self, msg: &Envelope) -> Result<Bytes, Failure> {
+        self.call(&msg.body)
+    }
 }
 
 /// Makes plugin and hook instances for workers.

@@ -1,10 +1,11 @@
-//! `file-in`: poll a directory. Each file is claimed by an atomic rename to a
-//! hidden work name, read, handed to the service, then moved to the archive
-//! directory. A file whose message the service refuses goes back under its own
-//! name and is tried again on the next poll. Work files left by a crash are
-//! put back on start.
+//! `file-in`: poll a directory. Each file whose name ends with `suffix` and
+//! matches `file_spec` (wildcards `*` and `?`, IRIS `FileSpec`) is claimed by an
+//! atomic rename to a hidden work name (or into `work_dir`, IRIS `WorkPath`),
+//! read, handed to the service, then moved to the archive directory. A file whose
+//! message the service refuses goes back under its own name and is tried again on
+//! the next poll. Work files left by a crash are put back on start.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
 
 use hie_config::FileInConfig;
@@ -33,7 +34,10 @@ pub(crate) fn start(
     };
     std::fs::create_dir_all(&cfg.dir).map_err(io)?;
     std::fs::create_dir_all(&cfg.archive_dir).map_err(io)?;
-    recover(&cfg.dir).map_err(io)?;
+    if let Some(work) = &cfg.work_dir {
+        std::fs::create_dir_all(work).map_err(io)?;
+    }
+    recover(cfg).map_err(io)?;
     tracing::info!(item = %item.config.name, dir = %cfg.dir.display(), "file poller started");
     let shared = Arc::clone(shared);
     let item = Arc::clone(item);
@@ -50,16 +54,21 @@ pub(crate) fn start(
     Ok(())
 }
 
-fn work_name(dir: &Path, name: &str) -> PathBuf {
-    dir.join(format!(".{name}{WORK_SUFFIX}"))
+/// Where a file is kept while it is read.
+fn work_name(cfg: &FileInConfig, name: &str) -> PathBuf {
+    match &cfg.work_dir {
+        Some(work) => work.join(format!(".{name}{WORK_SUFFIX}")),
+        None => cfg.dir.join(format!(".{name}{WORK_SUFFIX}")),
+    }
 }
 
 /// Put back files a previous run claimed and did not finish.
-fn recover(dir: &Path) -> std::io::Result<()> {
-    for entry in std::fs::read_dir(dir)? {
+fn recover(cfg: &FileInConfig) -> std::io::Result<()> {
+    let work_dir = cfg.work_dir.as_deref().unwrap_or(&cfg.dir);
+    for entry in std::fs::read_dir(work_dir)? {
         let name = entry?.file_name().to_string_lossy().into_owned();
         if let Some(original) = name.strip_prefix('.').and_then(|n| n.strip_suffix(WORK_SUFFIX)) {
-            std::fs::rename(dir.join(&name), dir.join(original))?;
+            std::fs::rename(work_dir.join(&name), cfg.dir.join(original))?;
         }
     }
     Ok(())
@@ -73,10 +82,39 @@ fn ready_files(cfg: &FileInConfig) -> Vec<String> {
         .filter_map(Result::ok)
         .filter(|e| e.file_type().is_ok_and(|t| t.is_file()))
         .map(|e| e.file_name().to_string_lossy().into_owned())
-        .filter(|n| !n.starts_with('.') && n.ends_with(&cfg.suffix))
+        .filter(|n| !n.starts_with('.') && n.ends_with(&cfg.suffix) && matches_spec(&cfg.file_spec, n))
         .collect();
     names.sort();
     names
+}
+
+/// Whether `name` matches one of `patterns` (none: every name).
+fn matches_spec(patterns: &[String], name: &str) -> bool {
+    patterns.is_empty() || patterns.iter().any(|p| wildcard(p, name))
+}
+
+/// `*` matches any run of characters, `?` one character; everything else itself.
+fn wildcard(pattern: &str, name: &str) -> bool {
+    let p: Vec<char> = pattern.chars().collect();
+    let n: Vec<char> = name.chars().collect();
+    let (mut pi, mut ni) = (0, 0);
+    let mut star: Option<(usize, usize)> = None;
+    while ni < n.len() {
+        if pi < p.len() && (p[pi] == '?' || p[pi] == n[ni]) {
+            pi += 1;
+            ni += 1;
+        } else if pi < p.len() && p[pi] == '*' {
+            star = Some((pi, ni));
+            pi += 1;
+        } else if let Some((sp, sn)) = star {
+            pi = sp + 1;
+            ni = sn + 1;
+            star = Some((sp, sn + 1));
+        } else {
+            return false;
+        }
+    }
+    p[pi..].iter().all(|&c| c == '*')
 }
 
 async fn poll(
@@ -91,9 +129,13 @@ async fn poll(
             return;
         }
         let original = cfg.dir.join(&name);
-        let work = work_name(&cfg.dir, &name);
-        if std::fs::rename(&original, &work).is_err() {
-            continue; // claimed by someone else
+        let work = work_name(cfg, &name);
+        if let Err(err) = std::fs::rename(&original, &work) {
+            if err.kind() != std::io::ErrorKind::NotFound {
+                // e.g. a work_dir on another file system: say so rather than skip quietly
+                tracing::warn!(item = %name_of_item, file = %name, error = %err, "cannot claim inbound file");
+            }
+            continue; // gone: claimed by someone else
         }
         let body = match std::fs::read(&work) {
             Ok(b) => b,
@@ -125,5 +167,24 @@ async fn poll(
                 return;
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn wildcards() {
+        assert!(wildcard("*.hl7", "adt.hl7"));
+        assert!(!wildcard("*.hl7", "adt.hl7.bak"));
+        assert!(wildcard("ADT_??.txt", "ADT_01.txt"));
+        assert!(!wildcard("ADT_??.txt", "ADT_1.txt"));
+        assert!(wildcard("*", "anything"));
+        assert!(wildcard("a*b*c", "aXXbYYc"));
+        assert!(!wildcard("a*b*c", "aXXbYY"));
+        assert!(matches_spec(&["*.hl7".into(), "*.txt".into()], "x.txt"));
+        assert!(!matches_spec(&["*.hl7".into(), "*.txt".into()], "x.dat"));
+        assert!(matches_spec(&[], "x.dat"));
     }
 }

@@ -51,11 +51,7 @@ impl OutboundSpec {
                 },
                 policy: policy.clone(),
             }),
-            OutboundSpec::File(f) => Box::new(FileOut {
-                dir: f.dir.clone(),
-                template: f.filename.clone(),
-                written: AtomicU64::new(0),
-            }),
+            OutboundSpec::File(f) => Box::new(FileOut::new(f)),
         }
     }
 }
@@ -160,22 +156,139 @@ impl OutboundAdapter for MllpOut {
     }
 }
 
-/// Writes each request to its own file, atomically (temp name, then rename).
-struct FileOut {
-    dir: PathBuf,
-    template: String,
+/// Writes each request to a file named by the item's template: atomically
+/// (temporary name, then rename) when replacing, or appended to an existing file.
+pub struct FileOut {
+    config: FileOutConfig,
     written: AtomicU64,
+}
+
+/// Files written by all workers of one `file-out` item, for the `%$+` counter;
+/// keyed by directory and template so two items never share a sequence.
+fn sequence_of(config: &FileOutConfig) -> u64 {
+    use std::collections::HashMap;
+    use std::sync::{Mutex, OnceLock};
+    static SEQUENCES: OnceLock<Mutex<HashMap<(PathBuf, String), u64>>> = OnceLock::new();
+    let mut map = SEQUENCES
+        .get_or_init(Default::default)
+        .lock()
+        .unwrap_or_else(|e| e.into_inner());
+    let n = map
+        .entry((config.dir.clone(), config.filename.clone()))
+        .or_insert(0);
+    let current = *n;
+    *n += 1;
+    current
+}
+
+/// The local time now, for IRIS time-stamp codes.
+fn local_stamp() -> hie_config::Stamp {
+    use chrono::{Datelike, Timelike};
+    let now = chrono::Local::now();
+    hie_config::Stamp {
+        year: now.year(),
+        month: now.month(),
+        day: now.day(),
+        hour: now.hour(),
+        minute: now.minute(),
+        second: now.second(),
+        millis: now.timestamp_subsec_millis().min(999),
+        day_of_year: now.ordinal(),
+        weekday: now.weekday().num_days_from_sunday(),
+    }
+}
+
+impl FileOut {
+    /// A writer for one worker of a `file-out` item.
+    pub fn new(config: &FileOutConfig) -> Self {
+        FileOut {
+            config: config.clone(),
+            written: AtomicU64::new(0),
+        }
+    }
+
+    /// The file name for a message of `session` from source file `source`.
+    pub fn name_for(&self, session: &str, source: Option<&str>) -> String {
+        let count = self.written.fetch_add(1, Ordering::Relaxed);
+        let id = uuid::Uuid::now_v7().to_string();
+        let sequence = match self.config.filename_spec.unique_mode() {
+            Some(hie_config::UniqueMode::Sequence) => sequence_of(&self.config),
+            _ => 0,
+        };
+        let ctx = hie_config::NameContext {
+            id: &id,
+            session,
+            count,
+            source,
+            stamp: local_stamp(),
+            sequence,
+        };
+        let dir = &self.config.dir;
+        self.config
+            .filename_spec
+            .render(&ctx, &|name| dir.join(name).exists())
+    }
+
+    fn write(&self, name: &str, request: &[u8]) -> Result<Bytes, Failure> {
+        let data = match self.config.segment_terminator {
+            Some(t) => std::borrow::Cow::Owned(with_terminator(request, t.bytes())),
+            None => std::borrow::Cow::Borrowed(request),
+        };
+        let result = if self.config.append {
+            append(&self.config.dir, name, &data)
+        } else {
+            write_atomically(&self.config.dir, name, &data)
+        };
+        result
+            .map(|()| Bytes::new())
+            .map_err(|e| Failure::transient("file-write", format!("cannot write {name}: {e}")))
+    }
 }
 
 impl OutboundAdapter for FileOut {
     fn call(&mut self, request: &[u8]) -> Result<Bytes, Failure> {
-        let n = self.written.fetch_add(1, Ordering::Relaxed);
-        let id = uuid::Uuid::now_v7().to_string();
-        let name = self.template.replace("{id}", &id).replace("{n}", &n.to_string());
-        write_atomically(&self.dir, &name, request)
-            .map(|()| Bytes::new())
-            .map_err(|e| Failure::transient("file-write", format!("cannot write {name}: {e}")))
+        let name = self.name_for("", None);
+        self.write(&name, request)
     }
+
+    fn send(&mut self, msg: &Envelope) -> Result<Bytes, Failure> {
+        let session = msg.session_id.to_string();
+        let source = msg.properties.get("file.name").map(String::as_str);
+        let name = self.name_for(&session, source);
+        self.write(&name, &msg.body)
+    }
+}
+
+/// `body` with every segment ended by `terminator` (segments split at CR, LF or CRLF).
+fn with_terminator(body: &[u8], terminator: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(body.len() + body.len() / 40);
+    let mut i = 0;
+    while i < body.len() {
+        match body[i] {
+            b'\r' => {
+                out.extend_from_slice(terminator);
+                if body.get(i + 1) == Some(&b'\n') {
+                    i += 1;
+                }
+            }
+            b'\n' => out.extend_from_slice(terminator),
+            b => out.push(b),
+        }
+        i += 1;
+    }
+    out
+}
+
+/// Append `data` to `dir/name`, creating it if needed.
+fn append(dir: &std::path::Path, name: &str, data: &[u8]) -> std::io::Result<()> {
+    use std::io::Write;
+    std::fs::create_dir_all(dir)?;
+    let mut file = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(dir.join(name))?;
+    file.write_all(data)?;
+    file.sync_data()
 }
 
 /// Write `data` to `dir/name` through a temporary file in the same directory.
@@ -205,7 +318,7 @@ impl AdapterSend {
 
 impl Plugin for AdapterSend {
     fn call(&mut self, msg: Envelope) -> Result<Outcome, PluginError> {
-        match self.adapter.call(&msg.body) {
+        match self.adapter.send(&msg) {
             Ok(reply) if reply.is_empty() => Ok(Outcome::Done),
             Ok(reply) => Ok(Outcome::Reply(msg.derive(self.source.clone(), reply))),
             Err(f) => Err(PluginError::Failed(f)),
