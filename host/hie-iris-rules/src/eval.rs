@@ -10,8 +10,8 @@ use hie_hl7::{Charset, Message, OwnedMessage, Segment};
 
 use crate::functions;
 use crate::model::{
-    Action, BinOp, Constraints, Expr, FieldCandidate, FieldSel, Index, Locator, Node, Path, Prop, Rule, RuleSet,
-    When,
+    Action, BinOp, Constraints, Expr, FieldCandidate, FieldSel, Index, Locator, Node, Path, Prop, Rule,
+    RuleSet, When,
 };
 use crate::value::{boolean, canonical, number, truthy};
 
@@ -145,7 +145,11 @@ impl<'a> Document<'a> {
                 return;
             }
             (Some(Index::Count), _) => {
-                let n = if field.is_empty() { 0 } else { field.repetitions().count() };
+                let n = if field.is_empty() {
+                    0
+                } else {
+                    field.repetitions().count()
+                };
                 out.push(n.to_string());
                 return;
             }
@@ -336,10 +340,13 @@ impl Run<'_, '_, '_> {
                 let all: Vec<usize> = (0..doc.segments.len())
                     .filter(|&i| doc.segments[i].name() == segment)
                     .collect();
+                if *index == Index::Count {
+                    return Ok((vec![all.len()], false, true));
+                }
                 Ok((
                     pick(&all, *index).into_iter().copied().collect(),
                     *index == Index::All,
-                    *index == Index::Count,
+                    false,
                 ))
             }
             Locator::Grouped(steps) => {
@@ -356,7 +363,10 @@ impl Run<'_, '_, '_> {
                     let last = i + 1 == steps.len();
                     let mut next = Vec::new();
                     for (inst, nodes) in &level {
-                        let Some(j) = nodes.iter().position(|n| n.name().eq_ignore_ascii_case(&step.name)) else {
+                        let Some(j) = nodes
+                            .iter()
+                            .position(|n| n.name().eq_ignore_ascii_case(&step.name))
+                        else {
                             return Err(());
                         };
                         match (&inst.slots[j], &nodes[j]) {
@@ -365,7 +375,11 @@ impl Run<'_, '_, '_> {
                                     found.push(groups.len());
                                     continue;
                                 }
-                                next.extend(pick(groups, step.index).into_iter().map(|g| (g, children.as_slice())));
+                                next.extend(
+                                    pick(groups, step.index)
+                                        .into_iter()
+                                        .map(|g| (g, children.as_slice())),
+                                );
                             }
                             (Slot::Segments(segs), _) => {
                                 if count && last {
@@ -528,12 +542,17 @@ impl Run<'_, '_, '_> {
         (c.source.is_empty() || c.source.iter().any(|s| s == self.source))
             && (c.msg_class.is_empty() || c.msg_class.iter().any(|m| m == "EnsLib.HL7.Message"))
             && (c.doc_category.is_empty()
-                || c.doc_category.iter().any(|cat| category_fits(&cat.name, &cat.version)))
-            && (c.doc_name.is_empty() || c.doc_name.iter().any(|n| *n == doc.name))
+                || c.doc_category
+                    .iter()
+                    .any(|cat| category_fits(&cat.name, &cat.version)))
+            && (c.doc_name.is_empty() || c.doc_name.contains(&doc.name))
             && (c.doc_type.is_empty()
                 || c.doc_type.iter().any(|t| {
-                    doc.structure.is_some_and(|s| s.eq_ignore_ascii_case(&t.structure))
-                        && t.category.as_ref().is_none_or(|cat| category_fits(&cat.name, &cat.version))
+                    doc.structure
+                        .is_some_and(|s| s.eq_ignore_ascii_case(&t.structure))
+                        && t.category
+                            .as_ref()
+                            .is_none_or(|cat| category_fits(&cat.name, &cat.version))
                 }))
     }
 
@@ -741,23 +760,37 @@ mod tests {
                 ],
             },
         ];
-        let names = ["MSH", "PID", "ZPD", "PV1", "OBR", "OBX", "NTE", "NTE", "OBX", "ORC", "OBR", "OBX"];
+        let names = [
+            "MSH", "PID", "ZPD", "PV1", "OBR", "OBX", "NTE", "NTE", "OBX", "ORC", "OBR", "OBX",
+        ];
         let mut known = Vec::new();
         collect_names(&nodes, &mut known);
         let mut pos = 0;
         let tree = group(&nodes, &names, &mut pos, &known);
         assert_eq!(pos, names.len());
-        let Slot::Groups(pid) = &tree.slots[1] else { panic!() };
+        let Slot::Groups(pid) = &tree.slots[1] else {
+            panic!()
+        };
         assert_eq!(pid.len(), 1);
-        let Slot::Segments(pv1) = &pid[0].slots[1] else { panic!() };
+        let Slot::Segments(pv1) = &pid[0].slots[1] else {
+            panic!()
+        };
         assert_eq!(pv1, &[3], "the Z segment is passed over");
-        let Slot::Groups(orc) = &tree.slots[2] else { panic!() };
+        let Slot::Groups(orc) = &tree.slots[2] else {
+            panic!()
+        };
         assert_eq!(orc.len(), 2, "a new OBR after the OBX group starts a new ORCgrp");
-        let Slot::Groups(obx) = &orc[0].slots[2] else { panic!() };
+        let Slot::Groups(obx) = &orc[0].slots[2] else {
+            panic!()
+        };
         assert_eq!(obx.len(), 2);
-        let Slot::Segments(nte) = &obx[0].slots[1] else { panic!() };
+        let Slot::Segments(nte) = &obx[0].slots[1] else {
+            panic!()
+        };
         assert_eq!(nte, &[6, 7]);
-        let Slot::Segments(orc2) = &orc[1].slots[0] else { panic!() };
+        let Slot::Segments(orc2) = &orc[1].slots[0] else {
+            panic!()
+        };
         assert_eq!(orc2, &[9]);
     }
 }

@@ -108,7 +108,10 @@ impl Func {
     /// Whether it may be written as an infix word operator (`a Contains "x"`).
     pub fn is_operator(self) -> bool {
         self.arity().0 == 2
-            && !matches!(self, Func::Exists | Func::Lookup | Func::SubString | Func::ReplaceStr | Func::Translate)
+            && !matches!(
+                self,
+                Func::Exists | Func::Lookup | Func::SubString | Func::ReplaceStr | Func::Translate
+            )
             && !matches!(self, Func::Pad | Func::If)
     }
 }
@@ -160,7 +163,11 @@ fn arg(args: &[String], i: usize) -> &str {
 }
 
 /// Calls `f`; an error says which function and what is wrong.
-pub fn call(f: Func, args: &[String], lookups: &BTreeMap<String, BTreeMap<String, String>>) -> Result<String, String> {
+pub fn call(
+    f: Func,
+    args: &[String],
+    lookups: &BTreeMap<String, BTreeMap<String, String>>,
+) -> Result<String, String> {
     let a = arg(args, 0);
     let b = arg(args, 1);
     Ok(match f {
@@ -171,8 +178,16 @@ pub fn call(f: Func, args: &[String], lookups: &BTreeMap<String, BTreeMap<String
         Func::In => boolean(in_list(a, b)),
         Func::NotIn => boolean(!in_list(a, b)),
         Func::IntersectsList | Func::DoesNotIntersectList => {
-            let src_sep = args.get(2).map(String::as_str).filter(|s| !s.is_empty()).unwrap_or("><");
-            let target_sep = args.get(3).map(String::as_str).filter(|s| !s.is_empty()).unwrap_or("><");
+            let src_sep = args
+                .get(2)
+                .map(String::as_str)
+                .filter(|s| !s.is_empty())
+                .unwrap_or("><");
+            let target_sep = args
+                .get(3)
+                .map(String::as_str)
+                .filter(|s| !s.is_empty())
+                .unwrap_or("><");
             let targets = list_items(b, target_sep);
             let hit = list_items(a, src_sep).iter().any(|v| targets.contains(v));
             boolean(hit == (f == Func::IntersectsList))
@@ -198,7 +213,11 @@ pub fn call(f: Func, args: &[String], lookups: &BTreeMap<String, BTreeMap<String
                     3 => true,
                     _ => false,
                 };
-                return Ok(if use_default { default.to_owned() } else { String::new() });
+                return Ok(if use_default {
+                    default.to_owned()
+                } else {
+                    String::new()
+                });
             }
             lookups
                 .get(a)
@@ -239,7 +258,10 @@ pub fn call(f: Func, args: &[String], lookups: &BTreeMap<String, BTreeMap<String
                 String::new()
             } else {
                 let to = (to as usize).min(chars.len());
-                chars.get(from - 1..to).map(|c| c.iter().collect()).unwrap_or_default()
+                chars
+                    .get(from - 1..to)
+                    .map(|c| c.iter().collect())
+                    .unwrap_or_default()
             }
         }
         Func::Piece => {
@@ -249,7 +271,10 @@ pub fn call(f: Func, args: &[String], lookups: &BTreeMap<String, BTreeMap<String
             }
             let pieces: Vec<&str> = a.split(delim).collect();
             let from = args.get(2).map(|s| piece_position(s, pieces.len())).unwrap_or(1);
-            let to = args.get(3).map(|s| piece_position(s, pieces.len())).unwrap_or(from);
+            let to = args
+                .get(3)
+                .map(|s| piece_position(s, pieces.len()))
+                .unwrap_or(from);
             let from = from.max(1);
             if to < from {
                 String::new()
@@ -305,7 +330,10 @@ mod tests {
         let mut tables = BTreeMap::new();
         tables.insert(
             "Gender".to_owned(),
-            BTreeMap::from([("M".to_owned(), "Male".to_owned()), ("F".to_owned(), "Female".to_owned())]),
+            BTreeMap::from([
+                ("M".to_owned(), "Male".to_owned()),
+                ("F".to_owned(), "Female".to_owned()),
+            ]),
         );
         let args: Vec<String> = args.iter().map(|s| s.to_string()).collect();
         call(f, &args, &tables).unwrap()
@@ -345,7 +373,11 @@ mod tests {
         assert_eq!(c(Func::IntersectsList, &["<A><B>", "<C><B>"]), "1");
         assert_eq!(c(Func::IntersectsList, &["<A><B>", "<C><D>"]), "0");
         assert_eq!(c(Func::IntersectsList, &["<A><B>", "C,B", "", ","]), "1");
-        assert_eq!(c(Func::IntersectsList, &["A", "<A>"]), "1", "one item, no brackets");
+        assert_eq!(
+            c(Func::IntersectsList, &["A", "<A>"]),
+            "1",
+            "one item, no brackets"
+        );
         assert_eq!(c(Func::DoesNotIntersectList, &["<A><B>", "<C><D>"]), "1");
         assert_eq!(c(Func::IntersectsList, &["", "<A>"]), "0");
     }
@@ -357,7 +389,11 @@ mod tests {
         assert_eq!(c(Func::Matches, &["123-45-6789", "3N1\"-\"2N1\"-\"4N"]), "1");
         assert_eq!(c(Func::DoesNotMatch, &["123-45-6789", "3N1\"-\"2N1\"-\"4N"]), "0");
         assert_eq!(c(Func::RegexMatch, &["ORU^R01", "OR[UM]\\^R0[13]"]), "1");
-        assert_eq!(c(Func::RegexMatch, &["xORU^R01", "OR[UM]\\^R0[13]"]), "0", "whole value");
+        assert_eq!(
+            c(Func::RegexMatch, &["xORU^R01", "OR[UM]\\^R0[13]"]),
+            "0",
+            "whole value"
+        );
         let err = call(Func::RegexMatch, &["a".into(), "(".into()], &BTreeMap::new()).unwrap_err();
         assert!(err.contains("is not a regular expression"), "{err}");
     }
@@ -367,11 +403,23 @@ mod tests {
         assert_eq!(c(Func::Lookup, &["Gender", "M"]), "Male");
         assert_eq!(c(Func::Lookup, &["Gender", "X"]), "");
         assert_eq!(c(Func::Lookup, &["Gender", "X", "U"]), "U");
-        assert_eq!(c(Func::Lookup, &["Gender", "", "U"]), "", "empty key, defaultOnEmptyInput 0");
+        assert_eq!(
+            c(Func::Lookup, &["Gender", "", "U"]),
+            "",
+            "empty key, defaultOnEmptyInput 0"
+        );
         assert_eq!(c(Func::Lookup, &["Gender", "", "U", "2"]), "U");
         assert_eq!(c(Func::Lookup, &["Gender", "", "U", "1"]), "");
-        assert_eq!(c(Func::Lookup, &["Nope", "M", "U"]), "U", "a table without the key");
-        assert_eq!(c(Func::Lookup, &["", "M", "U"]), "", "no table name, defaultOnEmptyInput 0");
+        assert_eq!(
+            c(Func::Lookup, &["Nope", "M", "U"]),
+            "U",
+            "a table without the key"
+        );
+        assert_eq!(
+            c(Func::Lookup, &["", "M", "U"]),
+            "",
+            "no table name, defaultOnEmptyInput 0"
+        );
         assert_eq!(c(Func::Lookup, &["", "M", "U", "1"]), "U");
         assert_eq!(c(Func::Lookup, &["", "M", "U", "2"]), "");
         assert_eq!(c(Func::Lookup, &["", "", "U", "3"]), "U");

@@ -95,7 +95,9 @@ fn parse_count(chars: &[char], pos: &mut usize) -> Result<(usize, Option<usize>)
 
 fn parse_kind(chars: &[char], pos: &mut usize) -> Result<Kind, String> {
     let Some(&c) = chars.get(*pos) else {
-        return Err("pattern: a repeat count must be followed by codes, a \"string\" or (alternatives)".into());
+        return Err(
+            "pattern: a repeat count must be followed by codes, a \"string\" or (alternatives)".into(),
+        );
     };
     match c {
         '"' => {
@@ -193,7 +195,9 @@ fn match_seq(
     let Some((atom, rest)) = atoms.split_first() else {
         return done(pos, budget);
     };
-    match_atom(atom, 0, chars, pos, budget, &mut |p, b| match_seq(rest, chars, p, b, done))
+    match_atom(atom, 0, chars, pos, budget, &mut |p, b| {
+        match_seq(rest, chars, p, b, done)
+    })
 }
 
 /// Matches further repetitions of `atom` (already `count` times) from `pos`, then `next`.

@@ -181,7 +181,10 @@ impl Lexer {
                         let close = if after == Some('{') { '}' } else { ']' };
                         let body_start = self.pos + 2;
                         let Some(len) = self.chars[body_start..].iter().position(|c| *c == close) else {
-                            return Err(err_at(start, format!("`{root}.{}` without its closing `{close}`", after.unwrap_or(' '))));
+                            return Err(err_at(
+                                start,
+                                format!("`{root}.{}` without its closing `{close}`", after.unwrap_or(' ')),
+                            ));
                         };
                         let body: String = self.chars[body_start..body_start + len].iter().collect();
                         self.pos = body_start + len + 1;
@@ -298,7 +301,8 @@ impl Parser<'_> {
                 l = self.call(f, vec![l, r])?;
                 continue;
             }
-            let Some(op) = self.eat_op(&["=", "!=", "<", ">", "<=", ">=", "[", "'=", "'[", "'<", "'>"]) else {
+            let Some(op) = self.eat_op(&["=", "!=", "<", ">", "<=", ">=", "[", "'=", "'[", "'<", "'>"])
+            else {
                 return Ok(l);
             };
             let r = self.unary()?;
@@ -368,7 +372,9 @@ impl Parser<'_> {
                 if square {
                     return Err(err_at(
                         pos,
-                        format!("`{root}.[{body}]` (a search over all segments) is not supported: write the path with braces"),
+                        format!(
+                            "`{root}.[{body}]` (a search over all segments) is not supported: write the path with braces"
+                        ),
                     ));
                 }
                 if root.eq_ignore_ascii_case("HL7") || root.eq_ignore_ascii_case("Document") {
@@ -378,7 +384,9 @@ impl Parser<'_> {
                 } else {
                     Err(err_at(
                         pos,
-                        format!("`{root}.{{…}}`: only HL7.{{…}}, Document.{{…}} and Segment.{{…}} paths are supported"),
+                        format!(
+                            "`{root}.{{…}}`: only HL7.{{…}}, Document.{{…}} and Segment.{{…}} paths are supported"
+                        ),
                     ))
                 }
             }
@@ -389,7 +397,9 @@ impl Parser<'_> {
                     let Some(f) = Func::from_name(bare) else {
                         return Err(err_at(
                             pos,
-                            format!("`{name}()` is not an IRIS built-in function HIE knows (a custom function class does not carry over)"),
+                            format!(
+                                "`{name}()` is not an IRIS built-in function HIE knows (a custom function class does not carry over)"
+                            ),
                         ));
                     };
                     let mut args = Vec::new();
@@ -415,7 +425,11 @@ impl Parser<'_> {
                     }
                     let (min, max) = f.arity();
                     if args.len() < min || args.len() > max {
-                        let want = if min == max { min.to_string() } else { format!("{min} to {max}") };
+                        let want = if min == max {
+                            min.to_string()
+                        } else {
+                            format!("{min} to {max}")
+                        };
                         return Err(err_at(
                             pos,
                             format!("{}() takes {want} arguments, found {}", f.name(), args.len()),
@@ -546,7 +560,9 @@ mod tests {
     #[test]
     fn and_binds_tighter_than_or() {
         let e = p(r#"HL7.{MSH:9.1}="ADT"&&HL7.{MSH:9.2}="A01"||HL7.{MSH:9.1}="ORU""#).unwrap();
-        let Expr::Bin(BinOp::Or, l, r) = e else { panic!("{e:?}") };
+        let Expr::Bin(BinOp::Or, l, r) = e else {
+            panic!("{e:?}")
+        };
         assert!(matches!(*l, Expr::Bin(BinOp::And, _, _)));
         assert_eq!(*r, Expr::Bin(BinOp::Eq, s("path:MSH:9.1"), s("ORU")));
     }
@@ -555,11 +571,24 @@ mod tests {
     fn comparisons_bind_tighter_than_arithmetic_as_documented() {
         // IRIS: logical/comparison operators first, then * /, then + -
         let e = p("1+2=3").unwrap();
-        assert_eq!(e, Expr::Bin(BinOp::Add, n("1"), Box::new(Expr::Bin(BinOp::Eq, n("2"), n("3")))));
+        assert_eq!(
+            e,
+            Expr::Bin(BinOp::Add, n("1"), Box::new(Expr::Bin(BinOp::Eq, n("2"), n("3"))))
+        );
         let e = p("(1+2)=3").unwrap();
-        assert_eq!(e, Expr::Bin(BinOp::Eq, Box::new(Expr::Bin(BinOp::Add, n("1"), n("2"))), n("3")));
+        assert_eq!(
+            e,
+            Expr::Bin(BinOp::Eq, Box::new(Expr::Bin(BinOp::Add, n("1"), n("2"))), n("3"))
+        );
         let e = p("1+2.5*2").unwrap();
-        assert_eq!(e, Expr::Bin(BinOp::Add, n("1"), Box::new(Expr::Bin(BinOp::Mul, n("2.5"), n("2")))));
+        assert_eq!(
+            e,
+            Expr::Bin(
+                BinOp::Add,
+                n("1"),
+                Box::new(Expr::Bin(BinOp::Mul, n("2.5"), n("2")))
+            )
+        );
     }
 
     #[test]
@@ -579,8 +608,14 @@ mod tests {
     #[test]
     fn unary_not_and_objectscript_negations() {
         assert_eq!(p("!1").unwrap(), Expr::Not(n("1")));
-        assert_eq!(p(r#"HL7.{PID:8}'="""#).unwrap(), Expr::Bin(BinOp::Ne, s("path:PID:8"), s("")));
-        assert_eq!(p(r#""abc"'["x""#).unwrap(), Expr::Bin(BinOp::NotContains, s("abc"), s("x")));
+        assert_eq!(
+            p(r#"HL7.{PID:8}'="""#).unwrap(),
+            Expr::Bin(BinOp::Ne, s("path:PID:8"), s(""))
+        );
+        assert_eq!(
+            p(r#""abc"'["x""#).unwrap(),
+            Expr::Bin(BinOp::NotContains, s("abc"), s("x"))
+        );
         assert_eq!(
             p("2'<1").unwrap(),
             Expr::Not(Box::new(Expr::Bin(BinOp::Lt, n("2"), n("1"))))
@@ -593,7 +628,10 @@ mod tests {
 
     #[test]
     fn word_operators_infix_or_as_functions_any_case() {
-        let want = Expr::Call(Func::Contains, vec![Expr::Str("path:MSH:9".into()), Expr::Str("ADT".into())]);
+        let want = Expr::Call(
+            Func::Contains,
+            vec![Expr::Str("path:MSH:9".into()), Expr::Str("ADT".into())],
+        );
         assert_eq!(p(r#"HL7.{MSH:9} Contains "ADT""#).unwrap(), want);
         assert_eq!(p(r#"HL7.{MSH:9} contains "ADT""#).unwrap(), want);
         assert_eq!(p(r#"CONTAINS(HL7.{MSH:9},"ADT")"#).unwrap(), want);
@@ -622,19 +660,37 @@ mod tests {
     #[test]
     fn literal_patterns_are_parsed_once() {
         let e = p(r#"Matches(HL7.{PID:3.1},"3N1""-""4N")"#).unwrap();
-        let Expr::Matches(_, pattern, false) = e else { panic!("{e:?}") };
+        let Expr::Matches(_, pattern, false) = e else {
+            panic!("{e:?}")
+        };
         assert!(pattern.matches("123-4567"));
         let e = p(r#"HL7.{PID:3.1} DoesNotMatch "1.N""#).unwrap();
         assert!(matches!(e, Expr::Matches(_, _, true)));
-        assert!(p(r#"Matches(HL7.{PID:3.1},"N")"#).unwrap_err().contains("repeat count"));
-        assert!(p(r#"RegexMatch(HL7.{PID:3.1},"(")"#).unwrap_err().contains("regular expression"));
+        assert!(
+            p(r#"Matches(HL7.{PID:3.1},"N")"#)
+                .unwrap_err()
+                .contains("repeat count")
+        );
+        assert!(
+            p(r#"RegexMatch(HL7.{PID:3.1},"(")"#)
+                .unwrap_err()
+                .contains("regular expression")
+        );
     }
 
     #[test]
     fn functions_check_their_arguments() {
         assert!(p("ToUpper()").unwrap_err().contains("takes 1 arguments, found 0"));
-        assert!(p(r#"MyPkg.Check(HL7.{PID:3})"#).unwrap_err().contains("not an IRIS built-in function"));
-        assert!(p(r#"$LENGTH(HL7.{PID:3})>0"#).unwrap_err().contains("not an IRIS built-in function"));
+        assert!(
+            p(r#"MyPkg.Check(HL7.{PID:3})"#)
+                .unwrap_err()
+                .contains("not an IRIS built-in function")
+        );
+        assert!(
+            p(r#"$LENGTH(HL7.{PID:3})>0"#)
+                .unwrap_err()
+                .contains("not an IRIS built-in function")
+        );
         // an omitted argument is empty, ..Name is the ObjectScript spelling
         let e = p(r#"..Lookup("Gender",HL7.{PID:8},,"U")"#).unwrap();
         assert_eq!(
@@ -650,7 +706,11 @@ mod tests {
             )
         );
         let mut names = Names(Vec::new());
-        parse(r#"Exists("Routes",HL7.{MSH:4}) || Lookup(HL7.{MSH:3},"x")="y""#, &mut names).unwrap();
+        parse(
+            r#"Exists("Routes",HL7.{MSH:4}) || Lookup(ToUpper("t"),"x")="y""#,
+            &mut names,
+        )
+        .unwrap();
         assert_eq!(names.0, vec![Some("Routes".to_owned()), None]);
     }
 
@@ -669,7 +729,10 @@ mod tests {
             p(r#"HL7.{MSH:9}="A" &&"#).unwrap_err(),
             "at character 19: expected a value, found the end"
         );
-        assert_eq!(p(r#"1 2"#).unwrap_err(), "at character 3: expected an operator or the end, found 2");
+        assert_eq!(
+            p(r#"1 2"#).unwrap_err(),
+            "at character 3: expected an operator or the end, found 2"
+        );
         assert!(p("a == b").unwrap_err().contains("`==` is not an operator"));
         assert!(p("HL7.{BAD}").unwrap_err().contains("no such path"));
         assert!(p("HL7.[OBX:5]").unwrap_err().contains("not supported"));

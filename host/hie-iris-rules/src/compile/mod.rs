@@ -94,7 +94,14 @@ impl fmt::Display for Warning {
 
 impl fmt::Display for Disabled {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}:{}: rule {:?} disabled: {}", self.file.display(), self.line, self.rule, self.reason)
+        write!(
+            f,
+            "{}:{}: rule {:?} disabled: {}",
+            self.file.display(),
+            self.line,
+            self.rule,
+            self.reason
+        )
     }
 }
 
@@ -141,11 +148,19 @@ pub fn compile(xml: &str, ctx: &CompileContext) -> Result<Compiled, CompileError
         match child.tag_name().name() {
             "ruleSet" => sets.push(c.rule_set(child)),
             "comment" | "variable" => {}
-            other => c.warn(child, format!("<{other}> in <ruleDefinition> is not part of a routing rule definition and is ignored")),
+            other => c.warn(
+                child,
+                format!(
+                    "<{other}> in <ruleDefinition> is not part of a routing rule definition and is ignored"
+                ),
+            ),
         }
     }
     if sets.is_empty() {
-        c.warn(root, "the rule definition has no <ruleSet>: no message will be routed by it".into());
+        c.warn(
+            root,
+            "the rule definition has no <ruleSet>: no message will be routed by it".into(),
+        );
     }
     let lookups = if c.all_tables {
         ctx.lookup_tables.clone()
@@ -243,8 +258,16 @@ impl Compiler<'_, '_, '_> {
         }
         RuleSetDef {
             name: node.attribute("name").unwrap_or_default().to_owned(),
-            effective_begin: node.attribute("effectiveBegin").unwrap_or_default().trim().to_owned(),
-            effective_end: node.attribute("effectiveEnd").unwrap_or_default().trim().to_owned(),
+            effective_begin: node
+                .attribute("effectiveBegin")
+                .unwrap_or_default()
+                .trim()
+                .to_owned(),
+            effective_end: node
+                .attribute("effectiveEnd")
+                .unwrap_or_default()
+                .trim()
+                .to_owned(),
             rules,
         }
     }
@@ -453,7 +476,9 @@ impl Compiler<'_, '_, '_> {
         match expr::parse(text, &mut resolver) {
             Ok(e) => e,
             Err(e) => {
-                scope.problems.push(format!("{what} on line {line} ({text}): {e}"));
+                scope
+                    .problems
+                    .push(format!("{what} on line {line} ({text}): {e}"));
                 Expr::Num("0".into())
             }
         }
@@ -463,7 +488,9 @@ impl Compiler<'_, '_, '_> {
         let line = self.line(node);
         let text = node.attribute("condition").unwrap_or_default().to_owned();
         let condition = if text.trim().is_empty() {
-            scope.problems.push(format!("<when> on line {line} has no condition"));
+            scope
+                .problems
+                .push(format!("<when> on line {line} has no condition"));
             Expr::Num("0".into())
         } else {
             self.expr(&text, line, scope, "condition")

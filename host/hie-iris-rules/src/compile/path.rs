@@ -143,7 +143,10 @@ fn field_in(version: &str, segment: &str, w: &WrittenField) -> Result<FieldSel, 
                 let def = def::datatype(version, dt)
                     .ok_or_else(|| format!("HL7 {version} has no data type {dt} ({segment}:{})", w.field))?;
                 let i = def.component_index(c).ok_or_else(|| {
-                    format!("HL7 {version} {segment}:{} (data type {dt}) has no component `{c}`", w.field)
+                    format!(
+                        "HL7 {version} {segment}:{} (data type {dt}) has no component `{c}`",
+                        w.field
+                    )
                 })?;
                 sub_type = def.component(i).map(|comp| comp.datatype);
                 i
@@ -162,7 +165,9 @@ fn field_in(version: &str, segment: &str, w: &WrittenField) -> Result<FieldSel, 
                         def::datatype(version, ft)
                             .and_then(|d| d.component(ci))
                             .map(|comp| comp.datatype)
-                            .ok_or_else(|| format!("HL7 {version} {segment}:{}.{ci} has no data type", w.field))?
+                            .ok_or_else(|| {
+                                format!("HL7 {version} {segment}:{}.{ci} has no data type", w.field)
+                            })?
                     }
                 };
                 def::component_index(version, dt, s)
@@ -193,7 +198,11 @@ fn numeric_field(w: &WrittenField) -> Option<FieldSel> {
 }
 
 /// Resolves `Segment.{…}` inside a foreach over `segment` segments.
-pub fn resolve_segment_field(text: &str, segment: &str, versions: &[&'static str]) -> Result<Vec<FieldCandidate>, String> {
+pub fn resolve_segment_field(
+    text: &str,
+    segment: &str,
+    versions: &[&'static str],
+) -> Result<Vec<FieldCandidate>, String> {
     let body = text.trim();
     let body = match body.split_once(':') {
         Some((seg, rest)) if seg.eq_ignore_ascii_case(segment) => rest,
@@ -284,6 +293,8 @@ fn walk(elements: &'static [Element], steps: &[(String, Index)]) -> Option<(Vec<
         });
         match e {
             Element::Group(g) if !last => level = g.elements,
+            // a path may end at a group: `(*)` counts its instances
+            Element::Group(_) => segment = Some(String::new()),
             Element::Segment(s) if last => segment = Some(s.name.to_owned()),
             Element::Choice(c) if last => segment = c.alternatives.first().map(|a| a.to_string()),
             _ => return None,
@@ -292,6 +303,9 @@ fn walk(elements: &'static [Element], steps: &[(String, Index)]) -> Option<(Vec<
     Some((out, segment?))
 }
 
+/// Where a path's segments are and the part of them it reads.
+type Resolution = (Locator, Option<FieldSel>);
+
 /// Resolves a written path for the schemas; structures used are added to `used`.
 pub fn resolve(
     text: &str,
@@ -299,10 +313,12 @@ pub fn resolve(
     schemas: &Schemas,
     used: &mut BTreeMap<String, Vec<Node>>,
 ) -> Result<Path, String> {
-    let mut candidates: Vec<((Locator, Option<FieldSel>), Vec<String>)> = Vec::new();
+    let mut candidates: Vec<(Resolution, Vec<String>)> = Vec::new();
     if let [(segment, index)] = w.steps.as_slice() {
-        let is_segment_id =
-            segment.len() == 3 && segment.chars().all(|c| c.is_ascii_uppercase() || c.is_ascii_digit());
+        let is_segment_id = segment.len() == 3
+            && segment
+                .chars()
+                .all(|c| c.is_ascii_uppercase() || c.is_ascii_digit());
         if !is_segment_id {
             return Err(format!(
                 "`{segment}` is not a segment id (three capital letters or digits); a group needs a segment after it ({segment}.PID:5)"
@@ -343,7 +359,18 @@ pub fn resolve(
             };
             for s in structures {
                 let Some(m) = def::message(v, s) else { continue };
-                let Some((steps, segment)) = walk(m.elements, &w.steps) else { continue };
+                let Some((steps, segment)) = walk(m.elements, &w.steps) else {
+                    continue;
+                };
+                if segment.is_empty()
+                    && (w.field.is_some() || steps.last().is_some_and(|s| s.index != Index::Count))
+                {
+                    last_err = format!(
+                        "`{text}` ends at the group {}: name a segment in it, or count the group with (*)",
+                        steps.last().map(|s| s.name.as_str()).unwrap_or_default()
+                    );
+                    continue;
+                }
                 let field = match &w.field {
                     None => None,
                     Some(f) => match field_in(v, &segment, f) {
@@ -367,7 +394,11 @@ pub fn resolve(
         text: text.to_owned(),
         candidates: candidates
             .into_iter()
-            .map(|((segments, field), keys)| PathCandidate { keys, segments, field })
+            .map(|((segments, field), keys)| PathCandidate {
+                keys,
+                segments,
+                field,
+            })
             .collect(),
     })
 }
