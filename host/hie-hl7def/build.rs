@@ -298,7 +298,56 @@ fn parse_elements(body: &str) -> Result<Vec<Element>, String> {
     if stack.len() != 1 {
         return Err("unbalanced (".to_string());
     }
-    Ok(stack.pop().unwrap().3)
+    Ok(collapse_single_child_groups(stack.pop().unwrap().3))
+}
+
+/// IRIS stores a message structure as a bracket string without group names
+/// (`MSH~[~{~NTE~}~]~[~[~PID~...~]~]`), so brackets around one element make no
+/// group: `[~{~NTE~}~]` is an optional repeating NTE, and `[~[~PID~...~]~]` is
+/// one optional PID group. The source package does name such one-element
+/// groups (2.4 ORL_O22 RESPONSE, which holds only PATIENT); they are folded
+/// into their element, which becomes optional or repeating if either was.
+fn collapse_single_child_groups(elements: Vec<Element>) -> Vec<Element> {
+    elements
+        .into_iter()
+        .map(|e| match e {
+            Element::Group {
+                name,
+                min,
+                max,
+                children,
+            } => {
+                let mut children = collapse_single_child_groups(children);
+                if children.len() != 1 {
+                    return Element::Group {
+                        name,
+                        min,
+                        max,
+                        children,
+                    };
+                }
+                let mut only = children.pop().unwrap();
+                match &mut only {
+                    Element::Segment { min: m, max: x, .. } | Element::Group { min: m, max: x, .. } => {
+                        *m = (*m).min(min);
+                        if max == 0 {
+                            *x = 0;
+                        }
+                        only
+                    }
+                    // A choice keeps no cardinality (see render_elements); keep
+                    // the group around it so optional/repeating are not lost.
+                    Element::Choice { .. } => Element::Group {
+                        name,
+                        min,
+                        max,
+                        children: vec![only],
+                    },
+                }
+            }
+            other => other,
+        })
+        .collect()
 }
 
 /// Emits each distinct array once and hands out its name.

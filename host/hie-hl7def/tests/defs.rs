@@ -303,3 +303,23 @@ fn names_with_notes_iris_keeps_are_accepted() {
     assert_eq!(def::component_index("2.4", "PL", "facilityeg"), None);
     assert_eq!(def::field_index("2.5", "PID", "PatientNameXPN"), Some(5));
 }
+
+#[test]
+fn one_element_groups_fold_like_iris_brackets() {
+    // IRIS 2.4 ORL_O22 is MSH~MSA~[~ERR~]~[~{~NTE~}~]~[~[~PID~{~...~}~]~]: the
+    // outer brackets (HL7 RESPONSE) hold one group, so IRIS has one optional PIDgrp.
+    let m = def::message("2.4", "ORL_O22").unwrap();
+    let top: Vec<&str> = m.elements.iter().map(|e| e.iris_name()).collect();
+    assert_eq!(top, ["MSH", "MSA", "ERR", "NTE", "PIDgrp"]);
+    let Element::Group(pid) = m.element("PIDgrp").unwrap() else {
+        panic!()
+    };
+    assert_eq!(pid.hl7_name, "PATIENT");
+    assert!(pid.optional && !pid.repeating);
+    // 2.3 MFK_M01: the group MF holds only MFA, which becomes a repeating MFA.
+    let mfk = def::message("2.3", "MFK_M01").unwrap();
+    let Element::Segment(mfa) = mfk.element("MFA").unwrap() else {
+        panic!()
+    };
+    assert!(mfa.repeating);
+}
