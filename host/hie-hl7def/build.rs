@@ -536,6 +536,33 @@ fn generate(data: &Data) -> String {
         version_list.join(",\n    ")
     )
     .unwrap();
+    // Names only, for normalize_version and structure_for: a caller that needs
+    // nothing else (the hl7-router plugin) does not pull the definitions in.
+    let names: Vec<String> = data.versions.iter().map(|v| lit(&v.name)).collect();
+    writeln!(
+        out,
+        "pub(crate) static VERSION_NAMES: [&str; {}] = [{}];",
+        names.len(),
+        names.join(", ")
+    )
+    .unwrap();
+    let msg_names: Vec<String> = data
+        .versions
+        .iter()
+        .map(|v| {
+            format!(
+                "&[{}]",
+                v.messages.keys().map(|k| lit(k)).collect::<Vec<_>>().join(", ")
+            )
+        })
+        .collect();
+    writeln!(
+        out,
+        "pub(crate) static MESSAGE_NAMES: [&[&str]; {}] = [\n    {}\n];",
+        msg_names.len(),
+        msg_names.join(",\n    ")
+    )
+    .unwrap();
     let rows: Vec<String> = data
         .table_0354
         .iter()

@@ -205,6 +205,20 @@ impl MessageDef {
     pub fn element(&self, iris_name: &str) -> Option<&'static Element> {
         find_element(self.elements, iris_name)
     }
+
+    /// Follows IRIS names from the top level down (`["PIDgrpgrp", "ORCgrp",
+    /// "OBXgrp", "OBX"]`, indexes already stripped) and returns the element at
+    /// each step, or `None` at the first name that is not there.
+    pub fn path(&self, iris_names: &[&str]) -> Option<Vec<&'static Element>> {
+        let mut elements = self.elements;
+        let mut out = Vec::with_capacity(iris_names.len());
+        for name in iris_names {
+            let e = find_element(elements, name)?;
+            elements = e.children();
+            out.push(e);
+        }
+        Some(out)
+    }
 }
 
 impl GroupElement {
@@ -242,29 +256,22 @@ pub const NEWEST_VERSION: &str = "2.7.1";
 /// - An unknown third part falls back to its two-part version ("2.6.1" -> "2.6").
 /// - Anything else (not "2.x", unknown minor) is `None`.
 pub fn normalize_version(version: &str) -> Option<&'static str> {
+    let known = |v: &str| tables::VERSION_NAMES.iter().copied().find(|n| *n == v);
     let v = version.trim();
-    if let Some(known) = versions().iter().find(|d| d.name == v) {
-        return Some(known.name);
+    if let Some(name) = known(v) {
+        return Some(name);
     }
     let mut parts = v.split('.');
     let (Some("2"), Some(minor)) = (parts.next(), parts.next()) else {
         return None;
     };
-    let rest: Vec<&str> = parts.collect();
-    if minor.is_empty()
-        || !minor.bytes().all(|b| b.is_ascii_digit())
-        || rest
-            .iter()
-            .any(|p| p.is_empty() || !p.bytes().all(|b| b.is_ascii_digit()))
-    {
+    let digits = |p: &str| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit());
+    if !digits(minor) || !parts.all(digits) {
         return None;
     }
     match minor.parse::<u32>().ok()? {
         8 | 9 => Some(NEWEST_VERSION),
-        _ => versions()
-            .iter()
-            .find(|d| d.name == format!("2.{minor}"))
-            .map(|d| d.name),
+        _ => known(&format!("2.{minor}")),
     }
 }
 
@@ -372,10 +379,13 @@ pub fn component_index(version: &str, datatype: &str, name: &str) -> Option<usiz
 /// The package carries table 0354 once (from its newest version), so steps 2
 /// and 4 only ever return structures the version itself defines.
 pub fn structure_for(version: &str, msg_type: &str, event: &str) -> Option<&'static str> {
-    let v = self::version(version)?;
+    let name = normalize_version(version)?;
+    // Only the names: the definitions stay out of a binary that needs no more.
+    let at = tables::VERSION_NAMES.iter().position(|n| *n == name)?;
+    let messages: &'static [&'static str] = tables::MESSAGE_NAMES[at];
     let msg_type = msg_type.trim().to_ascii_uppercase();
     let event = event.trim().to_ascii_uppercase();
-    let exists = |s: &str| by_name(v.messages, s, |m| m.name).map(|m| m.name);
+    let exists = |s: &str| by_name(messages, s, |m| *m).copied();
     if msg_type == "ACK"
         && let Some(ack) = exists("ACK")
     {
@@ -405,7 +415,7 @@ pub fn structure_for(version: &str, msg_type: &str, event: &str) -> Option<&'sta
     if let Some(s) = exists(&type_event) {
         return Some(s);
     }
-    let type_has_structures = v.messages.iter().any(|m| m.name.starts_with(&prefix));
+    let type_has_structures = messages.iter().any(|m| m.starts_with(&prefix));
     if type_has_structures {
         return None;
     }

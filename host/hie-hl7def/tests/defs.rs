@@ -113,6 +113,22 @@ fn oru_r01_25_groups_have_iris_names() {
     assert!(path_names(m.elements, &["PIDgrp"]).is_none());
     assert!(m.element("PIDgrpgrp").is_some());
     assert!(m.element("ORCgrp").is_none());
+    let steps = m.path(&["PIDgrpgrp", "ORCgrp", "OBXgrp", "OBX"]).unwrap();
+    let flags: Vec<(&str, bool, bool)> = steps
+        .iter()
+        .map(|e| (e.iris_name(), e.optional(), e.repeating()))
+        .collect();
+    assert_eq!(
+        flags,
+        [
+            ("PIDgrpgrp", false, true),
+            ("ORCgrp", false, true),
+            ("OBXgrp", true, true),
+            ("OBX", false, false)
+        ]
+    );
+    assert!(m.path(&["PIDgrpgrp", "OBXgrp"]).is_none());
+    assert_eq!(m.path(&[]).unwrap().len(), 0);
 }
 
 #[test]
