@@ -7,10 +7,16 @@
 //! - `default = "TARGET[, TARGET…]"`: where a message no rule matches goes;
 //! - `on-no-match = "error"` (default: a permanent `no-route` failure),
 //!   `"drop"` or `"pass"` (to the item's configured targets), when there is no `default`.
+//!
+//! IRIS mode: `iris-rules = "<RuleSet JSON>"` (what `hie import iris` writes from
+//! an IRIS routing rule class) replaces the `rule.N` settings and runs the rules
+//! with IRIS semantics (see the `hie-iris-rules` crate); `default` and
+//! `on-no-match` apply to messages no IRIS rule matched.
 #![deny(missing_docs)]
 
 pub mod rule;
 
+use hie_iris_rules::{Document, RuleSet};
 use hie_sdk::prelude::*;
 
 use crate::rule::Rule;
@@ -45,13 +51,35 @@ pub struct Router {
     rules: Vec<(String, Rule)>,
     mode: MatchMode,
     no_match: NoMatch,
+    /// IRIS mode: the compiled IRIS rule definition (setting `iris-rules`).
+    iris: Option<RuleSet>,
 }
 
 impl Plugin for Router {
     fn on_init(&mut self, settings: &Settings) -> Result<(), String> {
         self.rules = settings.parse_numbered("rule", rule::parse)?;
-        if self.rules.is_empty() {
-            return Err("no rules: add settings rule.1, rule.2, … (CONDITION -> TARGET)".into());
+        self.iris = match settings.get("iris-rules") {
+            None => None,
+            Some(json) => {
+                if !self.rules.is_empty() {
+                    return Err(
+                        "settings `iris-rules` and `rule.N` exclude each other: IRIS rules decide alone"
+                            .into(),
+                    );
+                }
+                if settings.get("match").is_some() {
+                    return Err(
+                        "setting `match` does not apply to `iris-rules`: IRIS rules run every matching rule until a <return>"
+                            .into(),
+                    );
+                }
+                Some(RuleSet::from_json(json).map_err(|e| format!("setting `iris-rules`: {e}"))?)
+            }
+        };
+        if self.rules.is_empty() && self.iris.is_none() {
+            return Err(
+                "no rules: add settings rule.1, rule.2, … (CONDITION -> TARGET), or iris-rules".into(),
+            );
         }
         self.mode = match settings.get("match").unwrap_or("first") {
             "first" => MatchMode::First,
@@ -83,6 +111,38 @@ impl Plugin for Router {
 
     fn on_message(&mut self, msg: Message) -> Result<Outcome, Failure> {
         let hl7 = msg.parse_hl7()?;
+        if let Some(iris) = &self.iris {
+            let decided = iris.evaluate(&Document::from_owned(hl7.as_owned()), msg.source());
+            for e in &decided.errors {
+                hie_sdk::host::warn(&format!("iris rules {}: {e}", iris.name));
+            }
+            for t in &decided.traces {
+                // trace values may hold patient data: debug level only
+                hie_sdk::host::debug(&format!("iris rules trace: {t}"));
+            }
+            if !decided.sends.is_empty() {
+                for s in &decided.sends {
+                    hie_sdk::host::debug(&format!("rule {:?} sends to {}", s.rule, s.target));
+                }
+                return Ok(Outcome::forward_all(decided.targets(), msg));
+            }
+            if let Some(rule) = decided.deleted_by {
+                return Ok(Outcome::drop(format!("deleted by IRIS rule {rule:?}")));
+            }
+            if let Some(rule) = decided.fired.first() {
+                return Ok(Outcome::drop(format!(
+                    "IRIS rule {rule:?} matched and sends nowhere"
+                )));
+            }
+            if decided.rule_set.is_none() {
+                hie_sdk::host::warn(&format!(
+                    "iris rules {}: no <ruleSet> is in effect now ({} UTC)",
+                    iris.name,
+                    hie_iris_rules::now_utc()
+                ));
+            }
+            return self.unrouted(msg, &hl7);
+        }
         let mut targets: Vec<&str> = Vec::new();
         for (key, rule) in &self.rules {
             if rule.condition.matches(&hl7) {
@@ -100,6 +160,13 @@ impl Plugin for Router {
         if !targets.is_empty() {
             return Ok(Outcome::forward_all(targets, msg));
         }
+        self.unrouted(msg, &hl7)
+    }
+}
+
+impl Router {
+    /// What happens to a message no rule matched (`default` / `on-no-match`).
+    fn unrouted(&self, msg: Message, hl7: &Hl7) -> Result<Outcome, Failure> {
         hie_sdk::host::counter_add("no-match", 1);
         match &self.no_match {
             NoMatch::Default(targets) => Ok(Outcome::forward_all(targets, msg)),
@@ -202,6 +269,104 @@ mod tests {
         assert_eq!(h.hl7(ORU_R01).unwrap().kind(), "pass");
     }
 
+    const IRIS_RULES: &str = r#"<ruleDefinition alias="Demo.Router" context="EnsLib.HL7.MsgRouter.RoutingEngine">
+      <ruleSet name="" effectiveBegin="" effectiveEnd="">
+        <rule name="from the PAS only"><constraint name="source" value="elsewhere"/>
+          <when condition="1"><send transform="" target="never"/></when></rule>
+        <rule name="admissions"><constraint name="docName" value="ADT_A01,ADT_A04"/>
+          <when condition="HL7.{PID:PatientName.GivenName}=&quot;JOHN&quot;"><send transform="" target="pas,ris"/><return/></when>
+          <otherwise><send transform="" target="pas"/></otherwise></rule>
+        <rule name="updates are ignored"><constraint name="docName" value="ADT_A08"/>
+          <when condition="1"><return/></when></rule>
+        <rule name="results"><constraint name="docType" value="2.5:ORU_R01"/>
+          <when condition="HL7.{PIDgrpgrp(1).ORCgrp(1).OBXgrp().OBX:3.1} IntersectsList &quot;&lt;K&gt;&lt;NA&gt;&quot;">
+            <send transform="" target="lab-alerts"/></when></rule>
+        <rule name="results to archive"><constraint name="source" value="test"/><constraint name="docName" value="ORU_R01"/>
+          <when condition="1"><send transform="" target="archive"/></when></rule>
+        <rule name="cancel"><constraint name="docName" value="ADT_A11"/><when condition="1"><delete/></when></rule>
+      </ruleSet>
+    </ruleDefinition>"#;
+
+    fn iris_json(xml: &str) -> String {
+        let compiled = hie_iris_rules::compile(xml, &hie_iris_rules::CompileContext::default()).unwrap();
+        assert!(compiled.disabled.is_empty(), "{:?}", compiled.disabled);
+        compiled.rule_set.to_json()
+    }
+
+    #[test]
+    fn iris_rules_route_with_iris_semantics() {
+        let mut h = router(&[("iris-rules", &iris_json(IRIS_RULES))]);
+        // given name JOHN: the first when fires, then return
+        assert_eq!(h.hl7(ADT_A01).unwrap().targets(), ["pas", "ris"]);
+        let jane = ADT_A01.replace("DOE^JOHN", "DOE^JANE");
+        assert_eq!(h.hl7(&jane).unwrap().targets(), ["pas"]);
+        // two matching rules both send; the source constraint holds for the sender `test`
+        let oru = ORU_R01.replace("\rOBX|", "\rORC|RE|1\rOBR|1|1||U^Electrolytes\rOBX|");
+        assert_eq!(h.hl7(&oru).unwrap().targets(), ["lab-alerts", "archive"]);
+        // without ORC/OBR the OBX is in no ORCgrp: the group path reads empty
+        assert_eq!(h.hl7(ORU_R01).unwrap().targets(), ["archive"]);
+        let sodium = oru.replace("K^Potassium", "CL^Chloride");
+        assert_eq!(h.hl7(&sodium).unwrap().targets(), ["archive"]);
+        // forwarded bytes are the message received
+        let Outcome::Forward(routed) = h.hl7(ADT_A01).unwrap() else {
+            panic!("expected forward")
+        };
+        assert!(routed.iter().all(|r| r.message.body() == ADT_A01.as_bytes()));
+    }
+
+    #[test]
+    fn iris_rules_that_decide_nothing_or_delete_drop_the_message() {
+        let mut h = router(&[("iris-rules", &iris_json(IRIS_RULES))]);
+        assert_eq!(
+            h.hl7(ADT_A08).unwrap(),
+            Outcome::drop("IRIS rule \"updates are ignored\" matched and sends nowhere")
+        );
+        let a11 = ADT_A08.replace("ADT^A08", "ADT^A11");
+        assert_eq!(
+            h.hl7(&a11).unwrap(),
+            Outcome::drop("deleted by IRIS rule \"cancel\"")
+        );
+        assert_eq!(h.counter("no-match"), 0);
+    }
+
+    #[test]
+    fn a_message_no_iris_rule_matches_is_unrouted_as_in_rule_mode() {
+        let json = iris_json(IRIS_RULES);
+        let siu = "MSH|^~\\&|X|H|HIE|H|20240101||SIU^S12|c9|P|2.5\rSCH|1\r";
+        let mut h = router(&[("iris-rules", &json)]);
+        let err = h.hl7(siu).unwrap_err();
+        assert_eq!(err.code, "no-route");
+        assert!(!err.retryable);
+        assert_eq!(err.text, "no routing rule matched message type SIU^S12");
+        assert_eq!(h.counter("no-match"), 1);
+        let mut h = router(&[("iris-rules", &json), ("default", "unrouted")]);
+        assert_eq!(h.hl7(siu).unwrap().targets(), ["unrouted"]);
+    }
+
+    #[test]
+    fn iris_settings_errors() {
+        let json = iris_json(IRIS_RULES);
+        let err = router(&[("iris-rules", &json), ("rule.1", "MSH-9 exists -> a")])
+            .init()
+            .unwrap_err();
+        assert_eq!(
+            err,
+            "settings `iris-rules` and `rule.N` exclude each other: IRIS rules decide alone"
+        );
+        let err = router(&[("iris-rules", &json), ("match", "all")])
+            .init()
+            .unwrap_err();
+        assert!(
+            err.starts_with("setting `match` does not apply to `iris-rules`"),
+            "{err}"
+        );
+        let err = router(&[("iris-rules", "{not json")]).init().unwrap_err();
+        assert!(
+            err.starts_with("setting `iris-rules`: IRIS rules JSON does not parse"),
+            "{err}"
+        );
+    }
+
     #[test]
     fn not_hl7_is_a_bad_message() {
         let mut h = table();
@@ -224,7 +389,7 @@ mod tests {
             ),
             (
                 &[],
-                "no rules: add settings rule.1, rule.2, … (CONDITION -> TARGET)",
+                "no rules: add settings rule.1, rule.2, … (CONDITION -> TARGET), or iris-rules",
             ),
             (
                 &[("rule.1", "MSH-9 exists -> a"), ("match", "any")],
