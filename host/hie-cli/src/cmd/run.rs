@@ -48,7 +48,9 @@ pub const EXIT_CODES: &str = "Exit codes:
 /// Arguments of `hie run`.
 #[derive(Debug, clap::Args)]
 pub struct Args {
-    /// The production: a directory holding `production.toml`, or the file itself.
+    /// The production: a directory holding `production.toml`, or the file itself; or
+    /// IRIS input (a production class, export package or a directory of them), which
+    /// is imported first into ~/.local/share/hie/imported/NAME (printed).
     pub production: PathBuf,
     /// Format of the log lines on stderr.
     #[arg(long, value_enum, default_value = "text")]
@@ -68,7 +70,9 @@ pub struct Args {
 }
 
 /// Run `hie run`.
-pub fn run(args: Args) -> anyhow::Result<ExitCode> {
+pub fn run(mut args: Args) -> anyhow::Result<ExitCode> {
+    // IRIS input (a production class, export or directory of them) is imported first
+    args.production = super::import::production_for_run(&args.production)?;
     let loaded = super::validate::load(&args.production);
     init_logging(args.log_format, loaded.as_ref().ok().map(|p| &p.log));
     let production = match loaded {

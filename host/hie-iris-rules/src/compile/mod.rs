@@ -243,6 +243,7 @@ impl Compiler<'_, '_, '_> {
     fn rule_set(&mut self, node: XmlNode<'_, '_>) -> RuleSetDef {
         let mut rules = Vec::new();
         let mut n = 0;
+        let mut steps = 0;
         for child in node.children().filter(XmlNode::is_element) {
             match child.tag_name().name() {
                 "rule" => {
@@ -250,10 +251,11 @@ impl Compiler<'_, '_, '_> {
                     rules.push(self.rule(child, &format!("rule#{n}")));
                 }
                 "comment" => {}
-                other => self.warn(
-                    child,
-                    format!("<{other}> directly in a <ruleSet> is not a routing rule and is ignored"),
-                ),
+                // IRIS runs actions written directly in a rule set in order with the rules
+                _ => {
+                    steps += 1;
+                    rules.push(self.bare_action(child, &format!("action#{steps}")));
+                }
             }
         }
         RuleSetDef {
@@ -443,7 +445,13 @@ impl Compiler<'_, '_, '_> {
             disabled = Some("disabled in the IRIS rule definition (disabled=\"true\")".to_owned());
         }
         if !scope.problems.is_empty() {
-            let why = scope.problems.join("; ");
+            let mut why = scope.problems.join("; ");
+            let clauses = whens.len() + usize::from(otherwise.is_some());
+            if clauses > 1 {
+                why.push_str(&format!(
+                    " (the whole rule is disabled: all {clauses} of its <when>/<otherwise> clauses)"
+                ));
+            }
             disabled = Some(match disabled {
                 Some(d) => format!("{d}; also: {why}"),
                 None => why,
@@ -464,6 +472,40 @@ impl Compiler<'_, '_, '_> {
             constraints,
             whens,
             otherwise,
+        }
+    }
+
+    /// An action written directly in a `<ruleSet>`: a rule that always fires.
+    fn bare_action(&mut self, node: XmlNode<'_, '_>, name: &str) -> Rule {
+        let line = self.line(node);
+        let mut scope = RuleScope {
+            schemas: self.schemas(&Constraints::default()),
+            problems: Vec::new(),
+            foreach_segment: None,
+            line,
+        };
+        let actions = self.actions_of(std::iter::once(node), &mut scope, name);
+        let disabled = (!scope.problems.is_empty()).then(|| scope.problems.join("; "));
+        if let Some(reason) = &disabled {
+            self.disabled.push(Disabled {
+                rule: name.to_owned(),
+                file: self.ctx.file.clone(),
+                line,
+                reason: reason.clone(),
+            });
+        }
+        Rule {
+            name: name.to_owned(),
+            line,
+            disabled,
+            constraints: Constraints::default(),
+            whens: vec![When {
+                line,
+                text: "1".into(),
+                condition: Expr::Num("1".into()),
+                actions,
+            }],
+            otherwise: None,
         }
     }
 
@@ -505,9 +547,18 @@ impl Compiler<'_, '_, '_> {
     }
 
     fn actions(&mut self, parent: XmlNode<'_, '_>, scope: &mut RuleScope, rule: &str) -> Vec<Action> {
+        self.actions_of(parent.children().filter(XmlNode::is_element), scope, rule)
+    }
+
+    fn actions_of<'a, 'i2: 'a>(
+        &mut self,
+        nodes: impl Iterator<Item = XmlNode<'a, 'i2>>,
+        scope: &mut RuleScope,
+        rule: &str,
+    ) -> Vec<Action> {
         let mut out = Vec::new();
         let mut nested = 0;
-        for node in parent.children().filter(XmlNode::is_element) {
+        for node in nodes {
             let line = self.line(node);
             let tag = node.tag_name().name();
             match tag {

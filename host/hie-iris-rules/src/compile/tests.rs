@@ -634,3 +634,41 @@ fn json_round_trip_and_format_check() {
             .starts_with("IRIS rules JSON does not parse")
     );
 }
+
+#[test]
+fn actions_directly_in_a_rule_set_run_in_order() {
+    let rules = r#"<send transform="" target="first"/>
+      <rule><constraint name="docName" value="ADT_A01"/><when condition="1"><send transform="" target="adt"/></when></rule>
+      <return/>
+      <send transform="" target="never"/>"#;
+    let c = compiled(rules);
+    assert!(c.disabled.is_empty(), "{:?}", c.disabled);
+    assert!(c.warnings.is_empty(), "{:?}", c.warnings);
+    assert_eq!(run(&c, ADT_A01, "x").targets(), ["first", "adt"]);
+    assert_eq!(run(&c, ORU_R01, "x").targets(), ["first"]);
+    assert_eq!(c.rule_set.sets[0].rules[0].name, "action#1");
+    let c = compiled(r#"<send transform="Demo.DTL" target="mapped"/>"#);
+    assert_eq!(c.disabled[0].rule, "action#1");
+    assert!(c.disabled[0].reason.contains("Demo.DTL"));
+}
+
+#[test]
+fn a_rule_disabled_for_one_clause_says_all_its_clauses_are_lost() {
+    let c = compiled(
+        r#"<rule name="two"><when condition="HL7.{PV1:2}=&quot;I&quot;"><send transform="Demo.DTL" target="a"/></when>
+           <when condition="1"><send transform="" target="b"/></when></rule>"#,
+    );
+    assert!(
+        c.disabled[0]
+            .reason
+            .contains("line 13 runs the DTL transform Demo.DTL"),
+        "{}",
+        c.disabled[0].reason
+    );
+    assert!(
+        c.disabled[0]
+            .reason
+            .ends_with("(the whole rule is disabled: all 2 of its <when>/<otherwise> clauses)")
+    );
+    assert!(run(&c, ADT_A01, "x").targets().is_empty());
+}
