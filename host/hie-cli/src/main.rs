@@ -29,6 +29,9 @@ enum Command {
     Run(cmd::run::Args),
     /// Check a production file and its plugins without running it.
     Validate(cmd::validate::Args),
+    /// Import productions from other engines (InterSystems IRIS).
+    #[command(subcommand)]
+    Import(cmd::import::ImportCommand),
     /// Operate a running production through its admin API.
     Ctl(cmd::ctl::Args),
     /// Search, show, trace, resend and purge stored messages (admin API).
@@ -46,6 +49,7 @@ fn main() -> ExitCode {
         Command::Listen(a) => cmd::listen::run(a),
         Command::Run(a) => cmd::run::run(a),
         Command::Validate(a) => cmd::validate::run(a),
+        Command::Import(c) => cmd::import::run(c),
         Command::Ctl(a) => cmd::ctl::run(a),
         Command::Messages(a) => cmd::messages::run(a),
         Command::Worker(a) => cmd::worker::run(a),

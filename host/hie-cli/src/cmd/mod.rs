@@ -1,5 +1,6 @@
 //! One module per subcommand; each exposes its clap arguments and a `run`.
 pub mod ctl;
+pub mod import;
 pub mod listen;
 pub mod messages;
 pub mod plugin;

@@ -119,6 +119,17 @@ fn new(args: NewArgs) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+/// A plugin crate made as `hie plugin new` makes it (for `hie import`'s custom
+/// classes); `kind` is `service`, `process` or `operation`.
+pub fn new_skeleton(name: &str, dir: &std::path::Path, kind: &str) -> anyhow::Result<PathBuf> {
+    let kind = match kind {
+        "service" => Kind::Service,
+        "operation" => Kind::Operation,
+        _ => Kind::Process,
+    };
+    scaffold::create(name, dir, kind, None)
+}
+
 fn build(args: BuildArgs) -> anyhow::Result<ExitCode> {
     let built = build::cargo_build(&args.dir)?;
     let wasm = &built.wasm;

@@ -1,0 +1,163 @@
+//! `hie import iris PATH… --out DIR`: turn IRIS productions, rules and export
+//! packages into an HIE production (see the `hie-import` crate), and the same
+//! import done by `hie run` when it is given IRIS input.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use anyhow::Context;
+
+/// `hie import` subcommands.
+#[derive(Debug, clap::Subcommand)]
+pub enum ImportCommand {
+    /// Import InterSystems IRIS productions: production classes (.cls), raw <Production>
+    /// XML, export packages (with rules, lookup tables, system default settings and
+    /// custom HL7 schemas), or directories of them.
+    Iris(IrisArgs),
+}
+
+/// Arguments of `hie import iris`.
+#[derive(Debug, clap::Args)]
+pub struct IrisArgs {
+    /// IRIS files or directories.
+    #[arg(required = true)]
+    pub paths: Vec<PathBuf>,
+    /// Directory to write production.toml, IMPORT-REPORT.md, rules/ and plugins-src/ into.
+    #[arg(long)]
+    pub out: PathBuf,
+    /// The production to import when the inputs hold several (its class name).
+    #[arg(long, value_name = "NAME")]
+    pub production: Option<String>,
+}
+
+/// Runs a `hie import` subcommand.
+pub fn run(cmd: ImportCommand) -> anyhow::Result<ExitCode> {
+    match cmd {
+        ImportCommand::Iris(args) => {
+            let options = hie_import::Options {
+                production: args.production,
+            };
+            import_into(&args.paths, &args.out, &options)?;
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+/// Import `paths` into `out` and print what was done; returns the production file, if any.
+fn import_into(
+    paths: &[PathBuf],
+    out: &Path,
+    options: &hie_import::Options,
+) -> anyhow::Result<Option<PathBuf>> {
+    let import = hie_import::import(paths, options)?;
+    let scaffold = |name: &str, dir: &Path, kind: &str| -> Result<PathBuf, String> {
+        super::plugin::new_skeleton(name, dir, kind).map_err(|e| format!("{e:#}"))
+    };
+    hie_import::write(&import, out, &scaffold)?;
+    let report = out.join("IMPORT-REPORT.md");
+    match &import.production {
+        Some(name) => {
+            println!(
+                "imported IRIS production {name}: {} items ({} disabled), {} settings not carried over, {} rule classes compiled",
+                import.items,
+                import.disabled,
+                import.not_carried,
+                import.rule_files.len()
+            );
+            println!("wrote {}", out.join("production.toml").display());
+        }
+        None => println!(
+            "no production in the inputs: {} rule classes compiled into {}",
+            import.rule_files.len(),
+            out.join("rules").display()
+        ),
+    }
+    if !import.skeletons.is_empty() {
+        println!(
+            "plugin skeletons for {} custom classes in {}",
+            import.skeletons.len(),
+            out.join(hie_import::SKELETON_DIR).display()
+        );
+    }
+    println!("report: {}", report.display());
+    if import.disabled > 0 || import.not_carried > 0 {
+        println!("warning: not everything carries over; read the report before running the production");
+    }
+    Ok(import.production.map(|_| out.join("production.toml")))
+}
+
+/// What `hie run` runs for `path`: the path itself when it is an HIE production;
+/// for IRIS input, the production imported into a directory under the user's data
+/// directory (named after the input), printed before the run.
+pub fn production_for_run(path: &Path) -> anyhow::Result<PathBuf> {
+    if !is_iris_input(path) {
+        return Ok(path.to_path_buf());
+    }
+    let out = import_dir_for(path);
+    println!(
+        "{} is IRIS input: importing it into {}",
+        path.display(),
+        out.display()
+    );
+    let file = import_into(&[path.to_path_buf()], &out, &hie_import::Options::default())
+        .with_context(|| format!("cannot import {}", path.display()))?;
+    file.ok_or_else(|| anyhow::anyhow!("{}: holds no IRIS production to run (rules only)", path.display()))
+}
+
+/// IRIS input: a file that is not TOML, or a directory without `production.toml`.
+fn is_iris_input(path: &Path) -> bool {
+    if path.is_dir() {
+        return !path.join(hie_config::PRODUCTION_FILE).is_file();
+    }
+    path.is_file() && path.extension().is_none_or(|e| e != "toml")
+}
+
+/// `~/.local/share/hie/imported/<input name>` (the system temp directory without a home).
+fn import_dir_for(path: &Path) -> PathBuf {
+    let absolute = std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf());
+    let name: String = absolute
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "production".into())
+        .chars()
+        .map(|c| {
+            if c.is_alphanumeric() || c == '-' || c == '_' || c == '.' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    // two inputs with the same name in different places get different directories
+    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in absolute.to_string_lossy().bytes() {
+        hash = (hash ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3);
+    }
+    let base = std::env::var_os("HOME")
+        .map(|h| PathBuf::from(h).join(".local/share/hie/imported"))
+        .unwrap_or_else(|| std::env::temp_dir().join("hie-imported"));
+    base.join(format!("{name}-{:08x}", hash as u32))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn iris_inputs_are_told_from_hie_productions() {
+        let dir = tempfile::tempdir().unwrap();
+        let toml = dir.path().join("production.toml");
+        std::fs::write(&toml, "[production]\nname = \"x\"\n").unwrap();
+        assert!(!is_iris_input(&toml));
+        assert!(!is_iris_input(dir.path()));
+        let cls = dir.path().join("Demo.Production.cls");
+        std::fs::write(&cls, "Class Demo.Production Extends Ens.Production\n{\n}\n").unwrap();
+        assert!(is_iris_input(&cls));
+        let iris_dir = tempfile::tempdir().unwrap();
+        assert!(is_iris_input(iris_dir.path()));
+        assert_ne!(
+            import_dir_for(&cls),
+            import_dir_for(&dir.path().join("other/Demo.Production.cls"))
+        );
+    }
+}
