@@ -20,16 +20,29 @@ use crate::model::{BinOp, Expr, Func, Prop};
 use crate::pattern::Pattern;
 use crate::value::{canonical, number};
 
+/// The four virtual property syntaxes of IRIS rules.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PathKind {
+    /// `{path}`: a path in the message structure.
+    Curly,
+    /// `[SEG:field]`: the field in every SEG segment, wherever it is.
+    Search,
+    /// `(path)`: all values of a path with `()` repetitions.
+    Values,
+    /// `<xpath>`: XPath into an XML stream property.
+    XPath,
+}
+
 #[derive(Debug, Clone, PartialEq)]
 enum Tok {
     Str(String),
     Num(String),
     Name(String),
-    /// `ROOT.{body}` / `ROOT.[body]` (square brackets: `square` set).
+    /// `ROOT.{body}`, `ROOT.[body]`, `ROOT.(body)` or `ROOT.<body>`.
     Path {
         root: String,
         body: String,
-        square: bool,
+        kind: PathKind,
     },
     Op(&'static str),
     Open,
@@ -40,7 +53,7 @@ enum Tok {
 /// What a path or property in a condition resolves to; the compiler supplies it.
 pub trait Resolver {
     /// `HL7.{body}` / `Document.{body}`.
-    fn path(&mut self, body: &str) -> Result<Expr, String>;
+    fn path(&mut self, body: &str, kind: PathKind) -> Result<Expr, String>;
     /// `Segment.{body}` inside a foreach.
     fn segment_field(&mut self, body: &str) -> Result<Expr, String>;
     /// A lookup table named by a literal (`Lookup("T", …)`), or `None` when the
@@ -176,6 +189,43 @@ impl Lexer {
                 Some(c) if c.is_alphanumeric() || *c == '%' || *c == '$' => self.pos += 1,
                 Some('.') => {
                     let after = self.chars.get(self.pos + 1).copied();
+                    if after == Some('(') || after == Some('<') {
+                        // HL7.(multi-valued path) and HL7.<xpath>: bodies may nest ()
+                        let root: String = self.chars[start..self.pos].iter().collect();
+                        let (open, close) = if after == Some('(') {
+                            ('(', ')')
+                        } else {
+                            ('<', '>')
+                        };
+                        let body_start = self.pos + 2;
+                        let mut depth = 1;
+                        let mut end = None;
+                        for (i, c) in self.chars[body_start..].iter().enumerate() {
+                            if *c == open {
+                                depth += 1;
+                            } else if *c == close {
+                                depth -= 1;
+                                if depth == 0 {
+                                    end = Some(body_start + i);
+                                    break;
+                                }
+                            }
+                        }
+                        let Some(end) = end else {
+                            return Err(err_at(
+                                start,
+                                format!("`{root}.{open}` without its closing `{close}`"),
+                            ));
+                        };
+                        let body: String = self.chars[body_start..end].iter().collect();
+                        self.pos = end + 1;
+                        let kind = if open == '(' {
+                            PathKind::Values
+                        } else {
+                            PathKind::XPath
+                        };
+                        return Ok(Tok::Path { root, body, kind });
+                    }
                     if after == Some('{') || after == Some('[') {
                         let root: String = self.chars[start..self.pos].iter().collect();
                         let close = if after == Some('{') { '}' } else { ']' };
@@ -188,11 +238,12 @@ impl Lexer {
                         };
                         let body: String = self.chars[body_start..body_start + len].iter().collect();
                         self.pos = body_start + len + 1;
-                        return Ok(Tok::Path {
-                            root,
-                            body,
-                            square: close == ']',
-                        });
+                        let kind = if close == ']' {
+                            PathKind::Search
+                        } else {
+                            PathKind::Curly
+                        };
+                        return Ok(Tok::Path { root, body, kind });
                     }
                     if after.is_some_and(|c| c.is_alphanumeric() || c == '%') {
                         self.pos += 1;
@@ -342,7 +393,7 @@ impl Parser<'_> {
             Some(Tok::Str(s)) => format!("\"{s}\""),
             Some(Tok::Num(n)) => n.clone(),
             Some(Tok::Name(n)) => format!("`{n}`"),
-            Some(Tok::Path { root, body, .. }) => format!("`{root}.{{{body}}}`"),
+            Some(Tok::Path { root, body, .. }) => format!("`{root}` path `{body}`"),
             Some(Tok::Op(op)) => format!("`{op}`"),
             Some(Tok::Open) => "`(`".into(),
             Some(Tok::Close) => "`)`".into(),
@@ -368,18 +419,18 @@ impl Parser<'_> {
                 self.i += 1;
                 Ok(e)
             }
-            Tok::Path { root, body, square } => {
-                if square {
+            Tok::Path { root, body, kind } => {
+                if kind == PathKind::XPath {
                     return Err(err_at(
                         pos,
                         format!(
-                            "`{root}.[{body}]` (a search over all segments) is not supported: write the path with braces"
+                            "`{root}.<{body}>` (XPath into an XML stream property) does not apply to HL7 v2 messages"
                         ),
                     ));
                 }
                 if root.eq_ignore_ascii_case("HL7") || root.eq_ignore_ascii_case("Document") {
-                    self.resolver.path(&body).map_err(|e| err_at(pos, e))
-                } else if root.eq_ignore_ascii_case("Segment") {
+                    self.resolver.path(&body, kind).map_err(|e| err_at(pos, e))
+                } else if root.eq_ignore_ascii_case("Segment") && kind == PathKind::Curly {
                     self.resolver.segment_field(&body).map_err(|e| err_at(pos, e))
                 } else {
                     Err(err_at(
@@ -531,11 +582,14 @@ mod tests {
     struct Names(Vec<Option<String>>);
 
     impl Resolver for Names {
-        fn path(&mut self, body: &str) -> Result<Expr, String> {
+        fn path(&mut self, body: &str, kind: PathKind) -> Result<Expr, String> {
             if body == "BAD" {
                 return Err("no such path".into());
             }
-            Ok(Expr::Str(format!("path:{body}")))
+            Ok(Expr::Str(match kind {
+                PathKind::Curly => format!("path:{body}"),
+                other => format!("{other:?}:{body}"),
+            }))
         }
         fn segment_field(&mut self, body: &str) -> Result<Expr, String> {
             Ok(Expr::Str(format!("seg:{body}")))
@@ -735,9 +789,20 @@ mod tests {
         );
         assert!(p("a == b").unwrap_err().contains("`==` is not an operator"));
         assert!(p("HL7.{BAD}").unwrap_err().contains("no such path"));
-        assert!(p("HL7.[OBX:5]").unwrap_err().contains("not supported"));
+        assert!(p("HL7.<//fracture>").unwrap_err().contains("XPath"));
         assert!(p("(1").unwrap_err().contains("expected `)`"));
         assert!(p("").unwrap_err().contains("empty"));
+    }
+
+    #[test]
+    fn the_other_path_syntaxes() {
+        assert_eq!(p("HL7.[OBX:5]").unwrap(), Expr::Str("Search:OBX:5".into()));
+        assert_eq!(p("HL7.(NK1():1)").unwrap(), Expr::Str("Values:NK1():1".into()));
+        assert_eq!(
+            p(r#"Document.(OBX():3.1) [ "K""#).unwrap(),
+            Expr::Bin(BinOp::Contains, s("Values:OBX():3.1"), s("K"))
+        );
+        assert!(p("HL7.(NK1():1").unwrap_err().contains("without its closing"));
     }
 
     #[test]

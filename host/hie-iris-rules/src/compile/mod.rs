@@ -678,8 +678,19 @@ struct Resolve<'a, 'c, 'x, 'i> {
 }
 
 impl expr::Resolver for Resolve<'_, '_, '_, '_> {
-    fn path(&mut self, body: &str) -> Result<Expr, String> {
-        let w = path::parse(body)?;
+    fn path(&mut self, body: &str, kind: expr::PathKind) -> Result<Expr, String> {
+        let mut w = path::parse(body)?;
+        if kind == expr::PathKind::Search {
+            // [SEG:field]: every SEG segment, wherever the structure puts it
+            let [(_, index)] = w.steps.as_mut_slice() else {
+                return Err(format!(
+                    "`[{body}]`: square brackets take one segment and a field (OBX:5)"
+                ));
+            };
+            if *index == crate::model::Index::First {
+                *index = crate::model::Index::All;
+            }
+        }
         let p = path::resolve(body, &w, &self.scope.schemas, &mut self.compiler.structures)?;
         Ok(Expr::Path(Box::new(p)))
     }

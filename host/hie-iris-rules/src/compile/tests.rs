@@ -390,6 +390,25 @@ fn named_and_numeric_paths() {
         "HL7.{OBX(2):3.1}=&quot;HGB&quot; &amp;&amp; HL7.{OBX(*)}=3",
         ORU_R01
     ));
+    // square brackets: the field in every such segment, wherever it is
+    assert!(holds(
+        "HL7.[OBX:3.1]=&quot;&lt;WBC&gt;&lt;HGB&gt;&lt;K&gt;&quot;",
+        ORU_R01
+    ));
+    assert!(holds("HL7.[OBR:4.1]=&quot;&lt;CBC&gt;&lt;K&gt;&quot;", ORU_R01));
+    assert!(
+        holds("HL7.[PID:3.1]=123", ORU_R01),
+        "one segment: the plain value"
+    );
+    assert!(holds(
+        "HL7.[OBX:ObservationIdentifier.Identifier] IntersectsList &quot;&lt;K&gt;&quot;",
+        ORU_R01
+    ));
+    // parentheses: all values of a path with ()
+    assert!(holds(
+        "HL7.(OBX():3.1)=&quot;&lt;WBC&gt;&lt;HGB&gt;&lt;K&gt;&quot;",
+        ORU_R01
+    ));
 }
 
 #[test]
