@@ -36,6 +36,8 @@ missing=()
 command -v cc >/dev/null || missing+=(gcc)
 command -v python3 >/dev/null || missing+=(python3 python3-venv)
 command -v pkg-config >/dev/null || missing+=(pkg-config)
+# the e2e bench draws its plot (benches/REPORT.md) with this font, read at run time
+[ -f /usr/share/fonts/truetype/dejavu/DejaVuSans.ttf ] || missing+=(fonts-dejavu-core)
 if [ ${#missing[@]} -gt 0 ]; then
   sudo=""; [ "$(id -u)" -ne 0 ] && sudo="sudo"
   $sudo apt-get update -qq && $sudo apt-get install -y -qq "${missing[@]}" ||

@@ -19,303 +19,51 @@
 //! A new scenario is a function from [`Bench`] to a JSON value, listed in `main`;
 //! [`Bench::start_demo`] starts a fresh production (edited as the scenario needs).
 
-use std::io::{Read, Write};
-use std::net::TcpStream;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::path::Path;
+use std::process::Command;
 use std::time::{Duration, Instant};
 
-use hdrhistogram::Histogram;
+use hie_benches::engine::{Hie, Running};
+use hie_benches::load;
+use hie_benches::procs::{PeakRss, env_or, free_port, rss_kib};
 use serde_json::{Value, json};
 
-/// Kills the child when dropped.
-struct Guard(Child);
-
-impl Drop for Guard {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn env_or<T: std::str::FromStr>(key: &str, default: T) -> T {
-    std::env::var(key)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
-
-fn hie_bin() -> PathBuf {
-    match std::env::var("HIE_BIN") {
-        Ok(bin) => PathBuf::from(bin),
-        Err(_) => hie_tests::hie_binary().to_path_buf(),
-    }
-}
-
-fn plugin_path() -> PathBuf {
-    if let Ok(p) = std::env::var("HIE_PLUGIN_PATH") {
-        return PathBuf::from(p);
-    }
-    let router = hie_tests::build_plugin("hl7-router");
-    hie_tests::build_plugin("hl7-mapper");
-    router.parent().unwrap().to_path_buf()
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-fn wait_for_port(port: u16) {
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(Instant::now() < deadline, "port {port} never opened");
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
-
-fn spawn(bin: &Path, args: &[&str], env: &[(&str, &Path)]) -> Guard {
-    spawn_with(bin, args, env, Stdio::null())
-}
-
-fn spawn_with(bin: &Path, args: &[&str], env: &[(&str, &Path)], stdout: Stdio) -> Guard {
-    let mut cmd = Command::new(bin);
-    cmd.args(args)
-        .env("RUST_BACKTRACE", "0")
-        .env("RUST_LOG", "warn")
-        .stdin(Stdio::null())
-        .stdout(stdout)
-        .stderr(Stdio::inherit());
-    for (k, v) in env {
-        cmd.env(k, v);
-    }
-    Guard(cmd.spawn().unwrap())
-}
-
-fn rss_kib(pid: u32) -> u64 {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("VmRSS:"))
-                .and_then(|l| l.split_whitespace().nth(1))
-                .and_then(|v| v.parse().ok())
-        })
-        .unwrap_or(0)
-}
-
-/// One MLLP request/reply on an open stream.
-fn call(stream: &mut TcpStream, payload: &[u8], buf: &mut Vec<u8>) {
-    let mut frame = Vec::with_capacity(payload.len() + 3);
-    frame.push(0x0b);
-    frame.extend_from_slice(payload);
-    frame.extend_from_slice(&[0x1c, 0x0d]);
-    stream.write_all(&frame).unwrap();
-    buf.clear();
-    let mut chunk = [0u8; 4096];
-    while !buf.ends_with(&[0x1c, 0x0d]) {
-        let n = stream.read(&mut chunk).unwrap();
-        assert!(n > 0, "connection closed");
-        buf.extend_from_slice(&chunk[..n]);
-    }
+/// The paced sender's message `i` of connection `c`.
+fn paced_adt(c: u64, i: u64) -> Vec<u8> {
+    format!(
+        "MSH|^~\\&|BENCH|HOSP|PAS|HOSP|20260101120000||ADT^A01^ADT_A01|L{c}-{i}|P|2.5\rEVN|A01|20260101120000\rPID|1||{i}^^^HOSP^MR||DOE^JANE||19800101|F\rPV1|1|I|WARD1\r"
+    )
+    .into_bytes()
 }
 
 /// Paced sending at `rate` msg/s over `connections` for `duration`; ACK latency histogram.
-fn paced(port: u16, rate: u64, connections: u64, duration: Duration) -> (Histogram<u64>, u64) {
-    let per_conn_interval = Duration::from_nanos(1_000_000_000 * connections / rate);
-    let handles: Vec<_> = (0..connections)
-        .map(|c| {
-            std::thread::spawn(move || {
-                let mut h = Histogram::<u64>::new(3).unwrap();
-                let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
-                s.set_nodelay(true).unwrap();
-                let mut buf = Vec::new();
-                let start = Instant::now();
-                let mut next = start;
-                let mut i = 0u64;
-                while start.elapsed() < duration {
-                    let now = Instant::now();
-                    if now < next {
-                        std::thread::sleep(next - now);
-                    }
-                    let msg = format!(
-                        "MSH|^~\\&|BENCH|HOSP|PAS|HOSP|20260101120000||ADT^A01^ADT_A01|L{c}-{i}|P|2.5\rEVN|A01|20260101120000\rPID|1||{i}^^^HOSP^MR||DOE^JANE||19800101|F\rPV1|1|I|WARD1\r"
-                    );
-                    // latency from the scheduled send time, so queueing behind a slow reply counts
-                    let sent_at = next.max(now);
-                    call(&mut s, msg.as_bytes(), &mut buf);
-                    h.record(sent_at.elapsed().as_micros() as u64).unwrap();
-                    next += per_conn_interval;
-                    i += 1;
-                }
-                (h, i)
-            })
-        })
-        .collect();
-    let mut total = Histogram::<u64>::new(3).unwrap();
-    let mut sent = 0;
-    for h in handles {
-        let (hist, n) = h.join().unwrap();
-        total.add(hist).unwrap();
-        sent += n;
-    }
-    (total, sent)
+fn paced(port: u16, rate: u64, connections: u64, duration: Duration) -> (hdrhistogram::Histogram<u64>, u64) {
+    let run = load::paced(port, rate, connections, duration, paced_adt);
+    (run.latency_us, run.sent)
 }
 
 /// What every scenario shares: the binary and the plugin directory.
 struct Bench {
-    bin: PathBuf,
-    plugins: PathBuf,
-}
-
-/// A running adt-demo with its three sinks.
-struct Demo {
-    inbound: u16,
-    control: PathBuf,
-    engine: Guard,
-    sinks: Vec<(u16, Guard)>,
-    _dir: tempfile::TempDir,
+    hie: Hie,
 }
 
 impl Bench {
     /// Start three sinks and the adt-demo, without persistence, with `edit`
     /// applied to its production file.
-    fn start_demo(&self, edit: impl Fn(String) -> String) -> Demo {
-        let sinks: Vec<(u16, Guard)> = (0..3)
-            .map(|_| {
-                let port = free_port();
-                let g = spawn_with(
-                    &self.bin,
-                    &["listen", &port.to_string(), "--every", "0s", "--json"],
-                    &[],
-                    Stdio::piped(),
-                );
-                (port, g)
-            })
-            .collect();
-        for (p, _) in &sinks {
-            wait_for_port(*p);
-        }
+    fn start_demo(&self, edit: impl Fn(String) -> String) -> Running {
+        let sinks = self.hie.start_sinks(3);
         let inbound = free_port();
-        let dir = tempfile::tempdir().unwrap();
         let demo = Path::new(env!("CARGO_MANIFEST_DIR")).join("../productions/adt-demo/production.toml");
         let mut toml = std::fs::read_to_string(demo)
             .unwrap()
             .replace("port = 2575", &format!("port = {inbound}"))
-            .replace("port = 2576", &format!("port = {}", sinks[0].0))
-            .replace("port = 2577", &format!("port = {}", sinks[1].0))
-            .replace("port = 2578", &format!("port = {}", sinks[2].0));
+            .replace("port = 2576", &format!("port = {}", sinks[0].port))
+            .replace("port = 2577", &format!("port = {}", sinks[1].port))
+            .replace("port = 2578", &format!("port = {}", sinks[2].port));
         if !toml.contains("[store]") {
             toml = toml.replacen("[[items]]", "[store]\nbackend = \"none\"\n\n[[items]]", 1);
         }
-        let toml = edit(toml);
-        std::fs::write(dir.path().join("production.toml"), toml).unwrap();
-        let control = dir.path().join("control.sock");
-        let engine = spawn(
-            &self.bin,
-            &[
-                "run",
-                dir.path().to_str().unwrap(),
-                "--control",
-                control.to_str().unwrap(),
-            ],
-            &[("HIE_PLUGIN_PATH", &self.plugins)],
-        );
-        wait_for_port(inbound);
-        Demo {
-            inbound,
-            control,
-            engine,
-            sinks,
-            _dir: dir,
-        }
-    }
-}
-
-impl Demo {
-    fn pid(&self) -> u32 {
-        self.engine.0.id()
-    }
-
-    /// One command on the control socket.
-    fn control(&self, command: &str) -> String {
-        use std::io::BufRead;
-        let mut s = std::os::unix::net::UnixStream::connect(&self.control).expect("control socket");
-        s.write_all(format!("{command}\n").as_bytes()).unwrap();
-        let mut line = String::new();
-        std::io::BufReader::new(s).read_line(&mut line).unwrap();
-        line.trim_end().to_string()
-    }
-
-    /// Wait until no queue holds or works on a message; false after `limit`.
-    fn wait_drained(&self, limit: Duration) -> bool {
-        let deadline = Instant::now() + limit;
-        while Instant::now() < deadline {
-            let status = self.control("status");
-            let busy = status
-                .split_whitespace()
-                .skip(1)
-                .any(|item| !(item.contains("/depth:0/") && item.contains("/in_flight:0/")));
-            if !busy {
-                return true;
-            }
-            std::thread::sleep(Duration::from_millis(10));
-        }
-        false
-    }
-
-    /// Stop the sinks and sum the messages they received.
-    fn stop_sinks(mut self) -> u64 {
-        let mut total = 0;
-        for (_, mut g) in std::mem::take(&mut self.sinks) {
-            let _ = Command::new("kill")
-                .args(["-TERM", &g.0.id().to_string()])
-                .status();
-            let mut out = String::new();
-            if let Some(mut stdout) = g.0.stdout.take() {
-                let _ = stdout.read_to_string(&mut out);
-            }
-            let _ = g.0.wait();
-            total += serde_json::from_str::<Value>(out.trim())
-                .ok()
-                .and_then(|v| v.pointer("/sink/messages").and_then(Value::as_u64))
-                .unwrap_or(0);
-        }
-        total
-    }
-}
-
-/// Samples the peak RSS of `pid` every 50 ms until dropped.
-struct PeakRss {
-    stop: Option<std::sync::mpsc::Sender<()>>,
-    join: Option<std::thread::JoinHandle<u64>>,
-}
-
-impl PeakRss {
-    fn start(pid: u32) -> PeakRss {
-        let (stop_tx, stop_rx) = std::sync::mpsc::channel::<()>();
-        let join = std::thread::spawn(move || {
-            let mut peak = rss_kib(pid);
-            // until `finish` drops the sender (Disconnected); a timeout is the next sample
-            while let Err(std::sync::mpsc::RecvTimeoutError::Timeout) =
-                stop_rx.recv_timeout(Duration::from_millis(50))
-            {
-                peak = peak.max(rss_kib(pid));
-            }
-            peak
-        });
-        PeakRss {
-            stop: Some(stop_tx),
-            join: Some(join),
-        }
-    }
-
-    fn finish(mut self) -> u64 {
-        drop(self.stop.take());
-        self.join.take().map(|j| j.join().unwrap()).unwrap_or(0)
+        self.hie.start_production(&edit(toml), inbound, sinks)
     }
 }
 
@@ -338,13 +86,13 @@ fn line(scenario: &str, mut body: Value) {
 /// `hie send` with 8 connections × window 32; ACK rate and delivery rate.
 fn throughput(b: &Bench) -> Value {
     let messages: u64 = env_or("HIE_BENCH_MESSAGES", 100_000);
-    let demo = b.start_demo(|t| t);
+    let mut demo = b.start_demo(|t| t);
     std::thread::sleep(Duration::from_millis(500));
     let rss_idle = rss_kib(demo.pid());
     let peak = PeakRss::start(demo.pid());
     progress("throughput", &format!("sending {messages} messages"));
     let started = Instant::now();
-    let out = Command::new(&b.bin)
+    let out = Command::new(&b.hie.bin)
         .args([
             "send",
             &format!("127.0.0.1:{}", demo.inbound),
@@ -397,7 +145,7 @@ fn throughput(b: &Bench) -> Value {
 fn latency_at_rate(b: &Bench) -> Value {
     let rate: u64 = env_or("HIE_BENCH_RATE", 5_000);
     let seconds: u64 = env_or("HIE_BENCH_SECONDS", 10);
-    let demo = b.start_demo(|t| t);
+    let mut demo = b.start_demo(|t| t);
     std::thread::sleep(Duration::from_millis(500));
     let rss_idle = rss_kib(demo.pid());
     let peak = PeakRss::start(demo.pid());
@@ -449,11 +197,11 @@ fn execution_modes(b: &Bench) -> Value {
             "execution_modes",
             &format!("{mode}: {messages} messages, then {rate} msg/s for 5 s"),
         );
-        let demo =
+        let mut demo =
             b.start_demo(|t| t.replace(r#"execution = { mode = "thread_pool", threads = 2 }"#, execution));
         std::thread::sleep(Duration::from_millis(500));
         let started = Instant::now();
-        let out = Command::new(&b.bin)
+        let out = Command::new(&b.hie.bin)
             .args([
                 "send",
                 &format!("127.0.0.1:{}", demo.inbound),
@@ -508,7 +256,7 @@ fn commit_ack(b: &Bench) -> Value {
             "commit_ack",
             &format!("store {persistence}: {messages} messages, then {rate} msg/s for {seconds} s"),
         );
-        let demo = b.start_demo(|t| {
+        let mut demo = b.start_demo(|t| {
             let t = t.replace(r#"ack_mode = "application""#, r#"ack_mode = "commit""#);
             if persistence {
                 t.replace(r#"backend = "none""#, r#"backend = "sqlite""#)
@@ -518,7 +266,7 @@ fn commit_ack(b: &Bench) -> Value {
         });
         std::thread::sleep(Duration::from_millis(500));
         let started = Instant::now();
-        let out = Command::new(&b.bin)
+        let out = Command::new(&b.hie.bin)
             .args([
                 "send",
                 &format!("127.0.0.1:{}", demo.inbound),
@@ -536,7 +284,7 @@ fn commit_ack(b: &Bench) -> Value {
         let acked = started.elapsed();
         let report: Value = serde_json::from_slice(&out.stdout).unwrap_or(Value::Null);
         let drained = demo.wait_drained(Duration::from_secs(300));
-        let data = demo._dir.path().join("data");
+        let data = demo.dir().join("data");
         let size = |name: &str| std::fs::metadata(data.join(name)).map_or(0, |m| m.len());
         let store_bytes = size("hie-store.sqlite") + size("hie-store.sqlite-wal");
         let (hist, sent) = paced(demo.inbound, rate, 8, Duration::from_secs(seconds));
@@ -575,10 +323,7 @@ type Scenario = fn(&Bench) -> Value;
 
 fn main() {
     // `cargo bench` passes --bench; nothing to filter on the command line
-    let bench = Bench {
-        bin: hie_bin(),
-        plugins: plugin_path(),
-    };
+    let bench = Bench { hie: Hie::from_env() };
     let wanted = std::env::var("HIE_BENCH_SCENARIOS").unwrap_or_default();
     let scenarios: &[(&str, Scenario)] = &[
         ("throughput", throughput),

@@ -20,13 +20,17 @@ pub fn repo_root() -> PathBuf {
         .unwrap_or_else(|| PathBuf::from("."))
 }
 
-/// Where plugin builds go: `${CARGO_TARGET_DIR:-<repo>/target}/plugins`.
-pub fn plugins_target_dir() -> PathBuf {
+/// The build directory: `${CARGO_TARGET_DIR:-<repo>/target}`.
+pub fn target_dir() -> PathBuf {
     std::env::var_os("CARGO_TARGET_DIR")
         .filter(|d| !d.is_empty())
         .map(PathBuf::from)
         .unwrap_or_else(|| repo_root().join("target"))
-        .join("plugins")
+}
+
+/// Where plugin builds go: `${CARGO_TARGET_DIR:-<repo>/target}/plugins`.
+pub fn plugins_target_dir() -> PathBuf {
+    target_dir().join("plugins")
 }
 
 /// Builds the plugin crate `package` of the `plugins/` workspace for `wasm32-wasip2`

@@ -1,5 +1,6 @@
 //! Interoperability with an independent MLLP implementation: the Python `hl7` package
-//! (0.4.5), installed into a venv under the target directory on first use.
+//! (0.4.5), installed into a venv under the target directory on first use
+//! (`hie_tests::hl7_python`).
 //!
 //! - its `mllp_send` CLI and `hl7.client.MLLPClient` send to our listener;
 //! - its asyncio MLLP server (`hl7.mllp.start_hl7_server`) answers our `send` and client.
@@ -9,9 +10,9 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Stdio;
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 use std::time::Duration;
 
 use common::*;
@@ -22,65 +23,10 @@ use hie_mllp::tools::{ListenOptions, ListenSession, SendOptions, generate_adt_a0
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::Command;
 
-const PACKAGE: &str = "hl7==0.4.5";
-
-/// The venv's python with `hl7` importable, or why there is none.
+/// The venv's python with `hl7` importable, or why there is none (shared with the
+/// e2e bench's Python peer: `hie_tests::hl7_python`).
 fn python() -> Result<&'static Path, &'static str> {
-    static PYTHON: OnceLock<Result<PathBuf, String>> = OnceLock::new();
-    PYTHON
-        .get_or_init(install_venv)
-        .as_ref()
-        .map(PathBuf::as_path)
-        .map_err(String::as_str)
-}
-
-fn install_venv() -> Result<PathBuf, String> {
-    let venv = Path::new(env!("CARGO_TARGET_TMPDIR")).join("hl7-0.4.5-venv");
-    let python = venv.join("bin").join("python");
-    let has_hl7 = |python: &Path| {
-        std::process::Command::new(python)
-            .args([
-                "-c",
-                "import hl7, sys; sys.exit(0 if hl7.__version__ == '0.4.5' else 1)",
-            ])
-            .status()
-            .is_ok_and(|s| s.success())
-    };
-    if has_hl7(&python) {
-        return Ok(python);
-    }
-    let created = std::process::Command::new("python3")
-        .args(["-m", "venv"])
-        .arg(&venv)
-        .status();
-    if !created.is_ok_and(|s| s.success()) {
-        return Err("python3 with the venv module is not available".into());
-    }
-    let pip = std::process::Command::new(&python)
-        .args([
-            "-m",
-            "pip",
-            "install",
-            "--quiet",
-            "--timeout",
-            "30",
-            "--retries",
-            "2",
-            PACKAGE,
-        ])
-        .output()
-        .map_err(|e| format!("cannot run pip: {e}"))?;
-    if !pip.status.success() {
-        return Err(format!(
-            "pip could not install {PACKAGE} (package index unreachable?): {}",
-            String::from_utf8_lossy(&pip.stderr).trim()
-        ));
-    }
-    if has_hl7(&python) {
-        Ok(python)
-    } else {
-        Err(format!("{PACKAGE} installed but not importable"))
-    }
+    hie_tests::hl7_python()
 }
 
 macro_rules! python_or_skip {
