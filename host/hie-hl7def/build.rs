@@ -52,6 +52,8 @@ struct Version {
     datatypes: BTreeMap<String, Vec<Component>>,
     segments: BTreeMap<String, Vec<Field>>,
     messages: BTreeMap<String, Vec<Element>>,
+    /// TYPE_EVENT names that use another structure in this version.
+    aliases: BTreeMap<String, String>,
 }
 
 struct Data {
@@ -175,6 +177,16 @@ fn parse(text: &str) -> Data {
                 let structure = words.next().unwrap().to_string();
                 data.table_0354
                     .push((structure, words.map(str::to_string).collect()));
+            }
+            "A" => {
+                let version = data
+                    .versions
+                    .last_mut()
+                    .unwrap_or_else(|| fail(line_no, line, "alias before the first V record"));
+                let (name, target) = rest
+                    .split_once(' ')
+                    .unwrap_or_else(|| fail(line_no, line, "alias without a structure"));
+                version.aliases.insert(name.to_string(), target.to_string());
             }
             "V" => data.versions.push(Version {
                 name: rest.to_string(),
@@ -561,6 +573,30 @@ fn generate(data: &Data) -> String {
         "pub(crate) static MESSAGE_NAMES: [&[&str]; {}] = [\n    {}\n];",
         msg_names.len(),
         msg_names.join(",\n    ")
+    )
+    .unwrap();
+    let aliases: Vec<String> = data
+        .versions
+        .iter()
+        .map(|v| {
+            let mut items = Vec::new();
+            for (name, target) in &v.aliases {
+                if !v.messages.contains_key(target) {
+                    panic!(
+                        "{DATA}: {} alias {name} -> {target}: no such structure in that version",
+                        v.name
+                    );
+                }
+                items.push(format!("({}, {})", lit(name), lit(target)));
+            }
+            format!("&[{}]", items.join(", "))
+        })
+        .collect();
+    writeln!(
+        out,
+        "pub(crate) static ALIASES: [&[(&str, &str)]; {}] = [\n    {}\n];",
+        aliases.len(),
+        aliases.join(",\n    ")
     )
     .unwrap();
     let rows: Vec<String> = data

@@ -370,8 +370,10 @@ pub fn component_index(version: &str, datatype: &str, name: &str) -> Option<usiz
 /// 2. Table 0354 rows whose structure starts with `TYPE_`, lists the event and
 ///    exists in that version; `TYPE_EVENT` itself is preferred when it is such
 ///    a row, otherwise the first row in table order.
-/// 3. `TYPE_EVENT` when the version defines a message of that name (for events
-///    table 0354 does not list, and old versions such as 2.1 `ORU`).
+/// 3. `TYPE_EVENT` when the version defines a structure of that name, or the
+///    structure the version uses for `TYPE_EVENT` when table 0354's structure
+///    does not exist in that version (2.3.1 `ADT^A05` -> `ADT_A01`, `ADT^A21`
+///    -> `ADT_A02`; see README.md for where these come from).
 /// 4. A row of another message type when it is the only row listing the event
 ///    and the message type starts no structure in that version at all
 ///    (`QSX^J02` -> `QCN_J01`).
@@ -414,6 +416,10 @@ pub fn structure_for(version: &str, msg_type: &str, event: &str) -> Option<&'sta
     }
     if let Some(s) = exists(&type_event) {
         return Some(s);
+    }
+    let aliases: &'static [(&'static str, &'static str)] = tables::ALIASES[at];
+    if let Some((_, target)) = by_name(aliases, &type_event, |(name, _)| name) {
+        return Some(target);
     }
     let type_has_structures = messages.iter().any(|m| m.starts_with(&prefix));
     if type_has_structures {

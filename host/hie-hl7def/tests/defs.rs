@@ -49,6 +49,27 @@ fn structures_come_from_table_0354_per_version() {
     assert_eq!(def::structure_for("9.9", "ADT", "A01"), None);
     // Another message type's structure only when it is the only one listed.
     assert_eq!(def::structure_for("2.5", "QSX", "J02"), Some("QCN_J01"));
+    assert_eq!(def::structure_for("2.4", "LSR", "U13"), Some("LSU_U12"));
+}
+
+#[test]
+fn older_versions_use_their_own_structures() {
+    // InterSystems: "in HL7 Version 2.3.1, the ADT_A05 message ... has the
+    // structure type ADT_A01"; HL7 2.3.1 table 0354 lists A21-A33 under ADT_A02
+    // and A15 under ADT_A09. 2.4 introduced ADT_A05, ADT_A15 and ADT_A21.
+    assert_eq!(def::structure_for("2.3.1", "ADT", "A05"), Some("ADT_A01"));
+    assert_eq!(def::structure_for("2.3.1", "ADT", "A31"), Some("ADT_A01"));
+    assert_eq!(def::structure_for("2.3.1", "ADT", "A21"), Some("ADT_A02"));
+    assert_eq!(def::structure_for("2.3.1", "ADT", "A33"), Some("ADT_A02"));
+    assert_eq!(def::structure_for("2.3.1", "ADT", "A15"), Some("ADT_A09"));
+    assert_eq!(def::structure_for("2.3", "ADT", "A05"), Some("ADT_A01"));
+    assert!(def::message("2.3.1", "ADT_A05").is_none());
+    // The same messages in 2.4, as the IRIS 2.4 schema maps them.
+    assert_eq!(def::structure_for("2.4", "ADT", "A05"), Some("ADT_A05"));
+    assert_eq!(def::structure_for("2.4", "ADT", "A28"), Some("ADT_A05"));
+    assert_eq!(def::structure_for("2.4", "ADT", "A22"), Some("ADT_A21"));
+    assert_eq!(def::structure_for("2.4", "ADT", "A15"), Some("ADT_A15"));
+    assert_eq!(def::structure_for("2.4", "MFK", "M05"), Some("MFK_M01"));
 }
 
 #[test]

@@ -4,7 +4,15 @@
 //
 //   cd /tmp && mkdir -p hl7dict && cd hl7dict \
 //     && npm pack hl7-dictionary@1.0.1 && tar xzf hl7-dictionary-1.0.1.tgz
-//   node tools/convert.js /tmp/hl7dict/package > data/hl7v2.txt
+//   cd /tmp && mkdir -p hl7apy && cd hl7apy \
+//     && pip download --no-deps --no-binary :all: hl7apy==1.3.5 && tar xzf hl7apy-1.3.5.tar.gz
+//   node tools/convert.js /tmp/hl7dict/package /tmp/hl7apy/hl7apy-1.3.5 > data/hl7v2.txt
+//
+// hl7-dictionary lists messages under their trigger events and carries one
+// table 0354 (from its newest version). Which message structures each version
+// really has is taken from the PyPI package hl7apy 1.3.5 (MIT, CRS4): the
+// names of its per-version MESSAGES and of its per-version table 0354. Only
+// those names are used; every definition still comes from hl7-dictionary.
 //
 // Only what the crate serves is kept: component and field descriptions (they
 // are where IRIS property names come from), data types, optionality and
@@ -16,10 +24,19 @@
 'use strict';
 
 const path = require('path');
+const fs = require('fs');
 const pkg = process.argv[2];
-if (!pkg) {
-  console.error('usage: node tools/convert.js PATH/TO/hl7-dictionary/package > data/hl7v2.txt');
+const apy = process.argv[3];
+if (!pkg || !apy) {
+  console.error('usage: node tools/convert.js PATH/TO/hl7-dictionary/package PATH/TO/hl7apy-1.3.5 > data/hl7v2.txt');
   process.exit(2);
+}
+{
+  const info = fs.readFileSync(path.join(apy, 'PKG-INFO'), 'utf8');
+  if (!/^Name: hl7apy$/m.test(info) || !/^Version: 1\.3\.5$/m.test(info)) {
+    console.error(`expected hl7apy 1.3.5 in ${apy}`);
+    process.exit(2);
+  }
 }
 const meta = require(path.join(pkg, 'package.json'));
 if (meta.name !== 'hl7-dictionary' || meta.version !== '1.0.1') {
@@ -28,6 +45,30 @@ if (meta.name !== 'hl7-dictionary' || meta.version !== '1.0.1') {
 }
 const dict = require(path.join(pkg, 'lib', 'index.js'));
 const VERSIONS = ['2.1', '2.2', '2.3', '2.3.1', '2.4', '2.5', '2.5.1', '2.6', '2.7', '2.7.1'];
+
+// The message structures of a version according to hl7apy: the keys of its
+// MESSAGES (from 2.3 on they are structures; in 2.1 and 2.2 they are trigger
+// events, so those versions get no list) and the values of its table 0354.
+// 2.7.1 uses 2.7's list (hl7apy has no 2.7.1).
+const STRUCTURE_LISTS_FROM = { '2.3': 'v2_3', '2.3.1': 'v2_3_1', '2.4': 'v2_4', '2.5': 'v2_5', '2.5.1': 'v2_5_1', '2.6': 'v2_6', '2.7': 'v2_7', '2.7.1': 'v2_7' };
+function structureList(v) {
+  const dir = STRUCTURE_LISTS_FROM[v];
+  if (!dir) return null;
+  const names = new Set();
+  const messages = fs.readFileSync(path.join(apy, 'hl7apy', dir, 'messages.py'), 'utf8');
+  for (const m of messages.matchAll(/^ {4}'([A-Z0-9]{3}(?:_[A-Z0-9]{2,3})?)': \(/gm)) names.add(m[1]);
+  const tablesFile = path.join(apy, 'hl7apy', dir, 'tables.py');
+  if (fs.existsSync(tablesFile)) {
+    const tables = fs.readFileSync(tablesFile, 'utf8');
+    const at = tables.indexOf("'HL70354': (");
+    if (at >= 0) {
+      const block = tables.slice(at, tables.indexOf('))', at));
+      for (const m of block.matchAll(/'([A-Z0-9]{3}(?:_[A-Z0-9]{2,3})?)'/g)) names.add(m[1]);
+    }
+  }
+  check(names.size > 20 && names.has('ACK'), `hl7apy structure list for ${v}`);
+  return names;
+}
 
 function clean(s) {
   // Descriptions go on one line after a fixed number of fields; tabs and
@@ -60,6 +101,7 @@ out.push('#   M NAME [=] [ELEMENT...]       message structure, elements in order
 out.push('#                                 SEG, GROUPNAME( ELEMENT... ), <SEG|SEG|...> (choice),');
 out.push('#                                 * = any segment; suffix ? optional, * optional and');
 out.push('#                                 repeating, + repeating, none = required once');
+out.push('#   A NAME STRUCTURE              TYPE_EVENT NAME uses STRUCTURE in this version');
 
 // Table 0354 (one global table in the package, from the newest version).
 const t354 = dict.tables['354'].values;
@@ -135,21 +177,57 @@ function messageTokens(nodes, acc) {
   return acc;
 }
 
-// A message keyed by TYPE_EVENT (the package also lists messages under their
-// trigger event) is dropped when table 0354 maps that event to a structure
-// the same version defines: the structure is what IRIS calls the DocType.
-function coveredByStructure(key, messages) {
+// The table 0354 row (of the package's single, newest table) that gives the
+// structure of TYPE_EVENT, among the structures the version defines.
+function rowStructure(key, isStructure) {
   const [type, event] = key.split('_');
   for (const [structure, events] of Object.entries(t354)) {
-    if (structure === key || !structure.startsWith(type + '_')) continue;
+    if (!structure.startsWith(type + '_')) continue;
     const evs = String(events).split(/[,.\s]+/);
-    if (evs.includes(event) && messages[structure]) return true;
+    if (evs.includes(event) && isStructure(structure)) return structure;
   }
-  return false;
+  return null;
 }
 
-for (const c of CORRECTIONS) {
-  out.push(`# corrected: ${c.versions.join(', ')} ${c.segment}-${c.field} "${c.from}" -> "${c.to}" (see tools/convert.js)`);
+// Decides, for one version, what each message of the package is: a structure
+// (M), a TYPE_EVENT name that uses another structure (A, alias), or nothing to
+// write because table 0354 already maps its event to a structure of that
+// version. Returns { kind, target, why } per message name.
+function classify(v, def) {
+  const keys = Object.keys(def.messages);
+  const list = structureList(v);
+  const tree = (k) => JSON.stringify(def.messages[k].segments.segments);
+  const isStructure = list ? (k) => list.has(k) && k in def.messages : (k) => k in def.messages;
+  const out = {};
+  for (const k of keys) {
+    if (list && list.has(k)) {
+      out[k] = { kind: 'M' };
+      continue;
+    }
+    const row = rowStructure(k, isStructure);
+    if (!list) {
+      out[k] = row && row !== k ? { kind: 'covered' } : { kind: 'M' };
+      continue;
+    }
+    // Not a structure of this version: the newest table's row when its
+    // structure exists here, otherwise the structure of the same message type
+    // with the very same definition (2.3.1 ADT_A05 is ADT_A01, as InterSystems
+    // documents; 2.3.1 ADT_A21 is ADT_A02).
+    if (row && row !== k) {
+      out[k] = { kind: 'covered' };
+      continue;
+    }
+    const type = k.split('_')[0];
+    const same = keys.filter((o) => o !== k && isStructure(o) && o.startsWith(type + '_') && tree(o) === tree(k)).sort();
+    if (same.length) {
+      const why = same.length > 1 ? `same definition as ${same.join(', ')}; the first is used` : '';
+      out[k] = { kind: 'A', target: same[0], why };
+    } else {
+      // Neither: kept under its own name, as before structure lists existed.
+      out[k] = { kind: 'M' };
+    }
+  }
+  return out;
 }
 
 const previous = { D: {}, S: {}, M: {} };
@@ -198,9 +276,17 @@ for (const v of VERSIONS) {
     check(/^[A-Z0-9]{3}$/.test(name), `segment name ${name}`);
     emitLines('S', name, segmentLines(v, name, def.segments[name]));
   }
+  const kinds = classify(v, def);
   for (const name of Object.keys(def.messages).sort()) {
     check(/^[A-Z0-9_]+$/.test(name), `message name ${name}`);
-    if (coveredByStructure(name, def.messages)) continue;
+    const k = kinds[name];
+    if (k.kind === 'covered') continue;
+    if (k.kind === 'A') {
+      if (k.why) out.push(`# ${v} ${name}: ${k.why}`);
+      out.push(`A ${name} ${k.target}`);
+      continue;
+    }
+    if (k.why) out.push(`# ${v} ${name}: ${k.why}`);
     let tokens;
     try {
       tokens = messageTokens(def.messages[name].segments.segments, []);
