@@ -158,6 +158,29 @@ fn piece_position(spec: &str, count: usize) -> i64 {
     number(s) as i64
 }
 
+thread_local! {
+    /// Compiled `RegexMatch` patterns: rules use a few, on every message.
+    static REGEXES: std::cell::RefCell<BTreeMap<String, regex_lite::Regex>> =
+        const { std::cell::RefCell::new(BTreeMap::new()) };
+}
+
+/// Whether all of `value` matches the regular expression `pattern`.
+fn regex_match(value: &str, pattern: &str) -> Result<bool, String> {
+    REGEXES.with(|cache| {
+        let mut cache = cache.borrow_mut();
+        if let Some(re) = cache.get(pattern) {
+            return Ok(re.is_match(value));
+        }
+        let re = regex_lite::Regex::new(&format!("^(?:{pattern})$"))
+            .map_err(|e| format!("RegexMatch: {pattern:?} is not a regular expression: {e}"))?;
+        let hit = re.is_match(value);
+        if cache.len() < 256 {
+            cache.insert(pattern.to_owned(), re);
+        }
+        Ok(hit)
+    })
+}
+
 fn arg(args: &[String], i: usize) -> &str {
     args.get(i).map(String::as_str).unwrap_or("")
 }
@@ -198,11 +221,7 @@ pub fn call(
             let p = Pattern::parse(b).map_err(|e| format!("{}: {e}", f.name()))?;
             boolean(p.matches(a) == (f == Func::Matches))
         }
-        Func::RegexMatch => {
-            let re = regex::Regex::new(&format!("^(?:{b})$"))
-                .map_err(|e| format!("RegexMatch: {b:?} is not a regular expression: {e}"))?;
-            boolean(re.is_match(a))
-        }
+        Func::RegexMatch => boolean(regex_match(a, b)?),
         Func::Lookup => {
             let default = arg(args, 2);
             if a.is_empty() || b.is_empty() {

@@ -519,7 +519,7 @@ impl Parser<'_> {
             }
             Func::RegexMatch => {
                 if let Some(p) = literal(1) {
-                    regex::Regex::new(&format!("^(?:{p})$"))
+                    regex_lite::Regex::new(&format!("^(?:{p})$"))
                         .map_err(|e| format!("RegexMatch: {p:?} is not a regular expression: {e}"))?;
                 }
             }
