@@ -580,8 +580,50 @@ impl Ctx<'_> {
     }
 
     fn hl7_host_settings(&mut self, w: &mut ItemWork<'_>) {
+        let over_tcp = matches!(
+            known(&w.item.class),
+            Some(Known::TcpService | Known::TcpOperation)
+        );
+        if !w.consumed.contains("Framing")
+            && let Some(v) = self.value(w, "Framing", Some(Target::Host))
+        {
+            let f = v.value.to_ascii_lowercase();
+            let same = if over_tcp {
+                matches!(f.as_str(), "" | "mllp" | "flexible")
+            } else {
+                matches!(f.as_str(), "" | "none" | "flexible")
+            };
+            if same {
+                let how = if over_tcp {
+                    "standard MLLP framing (as HIE speaks it)"
+                } else {
+                    "no framing (as HIE reads and writes files)"
+                };
+                Self::mapped_line(w, "Framing", &v, how);
+            } else {
+                let why = if over_tcp {
+                    "HIE speaks standard MLLP framing only"
+                } else {
+                    "HIE reads and writes files without framing"
+                };
+                self.not_carried(w, "Framing", &v, why);
+            }
+        }
+        if known(&w.item.class) == Some(Known::FileService)
+            && let Some(v) = self.value(w, "AckMode", Some(Target::Host))
+        {
+            if v.value.eq_ignore_ascii_case("Never") {
+                Self::mapped_line(w, "AckMode", &v, "no ACK messages (HIE's file-in makes none)");
+            } else {
+                self.not_carried(
+                    w,
+                    "AckMode",
+                    &v,
+                    "HIE's file-in does not make ACK messages for AckTargetConfigNames",
+                );
+            }
+        }
         for name in [
-            "Framing",
             "DefCharEncoding",
             "UseAckCommitCodes",
             "IgnoreInboundAck",
@@ -596,7 +638,6 @@ impl Ctx<'_> {
         ] {
             if let Some(v) = self.value(w, name, Some(Target::Host)) {
                 let why = match name {
-                    "Framing" => "HIE speaks standard MLLP framing only",
                     "DefCharEncoding" => {
                         "HIE passes the bytes through unchanged; the character set is not converted"
                     }
@@ -1076,7 +1117,9 @@ impl Ctx<'_> {
             .map(|c| format!(" (defined at {})", c.at))
             .unwrap_or_default();
         let reason = if is_builtin(&class) {
-            format!("IRIS class {class} (a non-HL7 adapter or host) has no HIE equivalent")
+            format!(
+                "IRIS class {class} has no HIE equivalent (HIE's adapters carry HL7 v2 over MLLP and files; other transports and hosts do not carry over)"
+            )
         } else {
             let crate_name = crate_name(&class);
             self.mapped.skeletons.push(Skeleton {

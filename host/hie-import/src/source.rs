@@ -511,12 +511,13 @@ fn class_header(line: &str) -> (String, Vec<String>) {
 fn cdata_of(text: &str, doc: &roxmltree::Document<'_>, data: roxmltree::Node<'_, '_>) -> (String, usize) {
     let range = data.range();
     let slice = &text[range.start..range.end.min(text.len())];
+    // the XML parser joins the CDATA sections (IRIS writes a "]]>" inside one as
+    // "]]]]><![CDATA[>"), so the text comes from it; the line from the first section
+    let content: String = data.children().filter_map(|c| c.text()).collect();
     if let Some(pos) = slice.find("<![CDATA[") {
         let start = range.start + pos + "<![CDATA[".len();
-        let end = text[start..].find("]]>").map(|e| start + e).unwrap_or(range.end);
-        return (text[start..end].to_string(), line_at(text, start) - 1);
+        return (content, line_at(text, start) - 1);
     }
-    let content: String = data.children().filter_map(|c| c.text()).collect();
     let line = doc.text_pos_at(range.start).row as usize;
     (content, line.saturating_sub(1))
 }
@@ -593,6 +594,22 @@ mod tests {
         assert_eq!(f.defaults[0].value, "/data/out");
         assert_eq!(f.defaults[0].at.line, 20);
         assert_eq!(f.categories["MyHL7"].0, "2.5");
+    }
+
+    #[test]
+    fn split_cdata_sections_are_joined() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("export.xml");
+        let text = "<Export generator=\"IRIS\">\n<Class name=\"P\">\n<XData name=\"ProductionDefinition\">\n<Data><![CDATA[\n<Production Name=\"P\"><Description>a]]]]><![CDATA[>b</Description></Production>\n]]></Data>\n</XData>\n</Class>\n</Export>\n";
+        std::fs::write(&file, text).unwrap();
+        let mut f = Found::default();
+        f.read(&file, true).unwrap();
+        assert!(
+            f.productions[0].xml.contains("<Description>a]]>b</Description>"),
+            "{}",
+            f.productions[0].xml
+        );
+        assert_eq!(f.productions[0].line_offset, 3);
     }
 
     #[test]
