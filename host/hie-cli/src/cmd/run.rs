@@ -2,7 +2,7 @@
 //!
 //! Logs go to stderr (`--log-format text|json`; level from `RUST_LOG`, else
 //! `[log] level`, default `info`; `[log.items]` raises or lowers the level of one
-//! item's lines). Message bodies are logged at `trace` level only. SIGTERM or
+//! item's lines; colours only when stderr is a terminal). Message bodies are logged at `trace` level only. SIGTERM or
 //! SIGINT stops intake, drains queues in order (services, processes, operations)
 //! for at most the drain timeout, and exits 0; see [`EXIT_CODES`].
 //!
@@ -29,6 +29,8 @@ use hie_engine::{Engine, WasmFactory};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::net::UnixListener;
 use tokio::signal::unix::{SignalKind, signal};
+
+mod log_filter;
 
 /// Log line format.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -216,35 +218,35 @@ fn json_answer<T: serde::Serialize>(value: &T) -> String {
     }
 }
 
-/// The log filter: `RUST_LOG`, else `[log] level`, else `info`; then one directive
-/// per `[log.items]` entry, matching the spans that carry that item's name.
-fn log_filter(log: Option<&hie_config::LogSettings>) -> (tracing_subscriber::EnvFilter, Vec<String>) {
+/// The log filter: `RUST_LOG`, else `[log] level`, else `info`; then the
+/// `[log.items]` levels, each of which makes one item's lines louder or quieter
+/// (see the `log_filter` module).
+fn log_levels(log: Option<&hie_config::LogSettings>) -> log_filter::ItemLevels {
     use tracing_subscriber::EnvFilter;
-    let mut filter = EnvFilter::try_from_default_env()
+    let base = EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| EnvFilter::new(log.and_then(|l| l.level.as_deref()).unwrap_or("info")));
-    let mut refused = Vec::new();
-    for (item, level) in log.map(|l| &l.items).into_iter().flatten() {
-        match format!("[{{item={item}}}]={level}").parse() {
-            Ok(directive) => filter = filter.add_directive(directive),
-            Err(e) => refused.push(format!("[log.items] {item} = {level:?}: {e}")),
-        }
-    }
-    (filter, refused)
+    let items = log
+        .map(|l| &l.items)
+        .into_iter()
+        .flatten()
+        // the config accepts only trace, debug, info, warn and error
+        .filter_map(|(item, level)| Some((item.clone(), level.parse().ok()?)))
+        .collect();
+    log_filter::ItemLevels::new(base, items)
 }
 
 fn init_logging(format: LogFormat, log: Option<&hie_config::LogSettings>) {
-    let (filter, refused) = log_filter(log);
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr);
+    use std::io::IsTerminal;
+    use tracing_subscriber::layer::SubscriberExt;
+    use tracing_subscriber::util::SubscriberInitExt;
+    let registry = tracing_subscriber::registry().with(log_levels(log));
+    let lines = tracing_subscriber::fmt::layer().with_writer(std::io::stderr);
     match format {
-        LogFormat::Text => builder.init(),
-        LogFormat::Json => builder.json().flatten_event(true).init(),
-    }
-    for r in refused {
-        tracing::warn!(
-            "log level not applied: {r}; item names with spaces or brackets cannot have their own level"
-        );
+        // colours only on a terminal: journald and files get plain text
+        LogFormat::Text => registry
+            .with(lines.with_ansi(std::io::stderr().is_terminal()))
+            .init(),
+        LogFormat::Json => registry.with(lines.json().flatten_event(true)).init(),
     }
 }
 
