@@ -32,6 +32,9 @@ const COMMIT_BUCKETS: &[f64] = &[
     0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 5.0,
 ];
 
+/// The `limit` label values of `hie_plugin_limit_hits_total`.
+const LIMITS: [&str; 4] = ["deadline", "fuel", "memory", "output"];
+
 /// Every metric of a production.
 pub struct EngineMetrics {
     registry: Registry,
@@ -251,6 +254,11 @@ impl EngineMetrics {
     /// The handles of `item`'s counters (made once, when the item is built).
     pub fn item(&self, item: &str) -> ItemMetrics {
         let l = &[item];
+        // every limit's series exists at 0 from the start, so a scrape shows the
+        // metric (and rate() works) before the first hit
+        for limit in LIMITS {
+            self.limit_hits.with_label_values(&[item, limit]);
+        }
         ItemMetrics {
             item: item.to_string(),
             messages_in: self.messages_in.with_label_values(l),
@@ -459,6 +467,9 @@ mod tests {
             "hie_queue_oldest_age_seconds{item=\"to-lab\"} 2",
             "hie_item_state{item=\"to-lab\",state=\"paused\"} 1",
             "hie_item_state{item=\"to-lab\",state=\"running\"} 0",
+            "hie_plugin_limit_hits_total{item=\"to-lab\",limit=\"fuel\"} 0",
+            "hie_plugin_limit_hits_total{item=\"to-lab\",limit=\"memory\"} 0",
+            "hie_plugin_traps_total{item=\"to-lab\"} 0",
         ] {
             assert!(text.lines().any(|l| l == line), "missing {line:?} in\n{text}");
         }
