@@ -217,6 +217,61 @@ impl ItemView {
     }
 }
 
+/// What a production reload applied (`POST /api/v1/production/reload`).
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct ConfigReloadView {
+    /// The production file read.
+    pub file: String,
+    /// Items started.
+    pub added: Vec<String>,
+    /// Items stopped and removed.
+    pub removed: Vec<String>,
+    /// Items rebuilt with their new configuration.
+    pub changed: Vec<ReconfiguredView>,
+    /// Items left running as they were.
+    pub unchanged: Vec<String>,
+    /// Whether the lookup tables were replaced.
+    pub lookups: bool,
+    /// `[production]` fields that changed but only take effect on a restart.
+    pub needs_restart: Vec<String>,
+    /// Messages the retired items still held, moved to their replacement or dead-lettered.
+    pub moved: usize,
+    /// Of those, dead-lettered (their item was removed).
+    pub dead_lettered: usize,
+}
+
+/// One item a production reload rebuilt.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct ReconfiguredView {
+    /// The item.
+    pub name: String,
+    /// The fields that changed.
+    pub fields: Vec<String>,
+}
+
+impl From<hie_engine::ConfigReload> for ConfigReloadView {
+    fn from(r: hie_engine::ConfigReload) -> Self {
+        ConfigReloadView {
+            file: r.file.display().to_string(),
+            added: r.added,
+            removed: r.removed,
+            changed: r
+                .changed
+                .into_iter()
+                .map(|c| ReconfiguredView {
+                    name: c.name,
+                    fields: c.fields,
+                })
+                .collect(),
+            unchanged: r.unchanged,
+            lookups: r.lookups,
+            needs_restart: r.needs_restart,
+            moved: r.moved,
+            dead_lettered: r.dead_lettered,
+        }
+    }
+}
+
 /// What an item action can be.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "lowercase")]

@@ -15,7 +15,7 @@ use hie_engine::{Engine, EngineError};
 use hie_store::StoreError;
 
 use crate::api::*;
-use crate::routes::{AdminState, ApiBody, ApiJson, ApiPath, ApiQuery};
+use crate::routes::{AdminState, ApiBody, ApiPath, ApiQuery};
 
 /// Most search results one request returns.
 pub const MAX_SEARCH: usize = 10_000;
@@ -112,6 +112,7 @@ fn trace_view(e: &hie_store::TraceEvent) -> TraceEventView {
     responses((status = 200, description = "Matching messages, newest first", body = [MessageSummaryView]),
               (status = 400, description = "A filter is not valid", body = ErrorBody),
               (status = 409, description = "The production keeps no messages", body = ErrorBody),
+              (status = 503, description = "The store cannot be read", body = ErrorBody),
               (status = 401, description = "Missing or wrong token", body = ErrorBody)))]
 pub async fn search(
     State(s): State<AdminState>,
@@ -143,6 +144,7 @@ pub async fn search(
               (status = 400, description = "Not a message id", body = ErrorBody),
               (status = 404, description = "No such message", body = ErrorBody),
               (status = 409, description = "The production keeps no messages", body = ErrorBody),
+              (status = 503, description = "The store cannot be read", body = ErrorBody),
               (status = 401, description = "Missing or wrong token", body = ErrorBody)))]
 pub async fn show(
     State(s): State<AdminState>,
@@ -193,6 +195,7 @@ pub struct TraceParams {
               (status = 400, description = "Not a message id", body = ErrorBody),
               (status = 404, description = "No such message", body = ErrorBody),
               (status = 409, description = "The production keeps no messages", body = ErrorBody),
+              (status = 503, description = "The store cannot be read", body = ErrorBody),
               (status = 401, description = "Missing or wrong token", body = ErrorBody)))]
 pub async fn trace(
     State(s): State<AdminState>,
@@ -225,6 +228,8 @@ pub async fn trace(
               (status = 400, description = "Not a message id, or a bad body", body = ErrorBody),
               (status = 404, description = "No such message or item", body = ErrorBody),
               (status = 409, description = "The item refused it (now a dead letter), or no store", body = ErrorBody),
+              (status = 413, description = "Body over 64 KiB", body = ErrorBody),
+              (status = 503, description = "The store cannot be written", body = ErrorBody),
               (status = 401, description = "Missing or wrong token", body = ErrorBody)))]
 pub async fn resend(
     State(s): State<AdminState>,
@@ -249,13 +254,13 @@ pub async fn resend(
 #[utoipa::path(post, path = "/api/v1/messages/purge", tag = "messages",
     request_body = PurgeRequest,
     responses((status = 200, description = "Purged", body = Purged),
-              (status = 400, description = "A bad age or status", body = ErrorBody),
+              (status = 400, description = "No body, a body that is not the JSON described, a bad age or status", body = ErrorBody),
               (status = 409, description = "The production keeps no messages", body = ErrorBody),
+              (status = 413, description = "Body over 64 KiB", body = ErrorBody),
+              (status = 503, description = "The store cannot be written", body = ErrorBody),
               (status = 401, description = "Missing or wrong token", body = ErrorBody)))]
-pub async fn purge(
-    State(s): State<AdminState>,
-    ApiJson(p): ApiJson<PurgeRequest>,
-) -> Result<Json<Purged>, ApiError> {
+pub async fn purge(State(s): State<AdminState>, body: ApiBody) -> Result<Json<Purged>, ApiError> {
+    let p: PurgeRequest = body.json()?;
     let older_than = humantime::parse_duration(p.older_than.trim()).map_err(|e| {
         ApiError::bad_request(format!(
             "older_than {:?}: {e}; give an age such as \"30d\" or \"12h\"",

@@ -42,6 +42,20 @@ impl<S: Send + Sync> FromRequest<S> for ApiBody {
 }
 
 impl ApiBody {
+    /// The body as JSON of type `T`, which the route needs (any content type is taken).
+    pub fn json<T: serde::de::DeserializeOwned>(&self) -> Result<T, ApiError> {
+        if self.0.iter().all(u8::is_ascii_whitespace) {
+            return Err(ApiError::bad_request(
+                "this route needs a JSON body: see /openapi.json for its fields",
+            ));
+        }
+        serde_json::from_slice(&self.0).map_err(|e| {
+            ApiError::bad_request(format!(
+                "the body is not the JSON this route takes ({e}): see /openapi.json"
+            ))
+        })
+    }
+
     /// The body as JSON of type `T`; an empty body is `T::default()`.
     pub fn json_or_default<T: serde::de::DeserializeOwned + Default>(&self) -> Result<T, ApiError> {
         if self.0.iter().all(u8::is_ascii_whitespace) {
@@ -54,11 +68,6 @@ impl ApiBody {
         })
     }
 }
-
-/// `Json` whose rejections are JSON errors.
-#[derive(FromRequest)]
-#[from_request(via(axum::Json), rejection(ApiError))]
-pub struct ApiJson<T>(pub T);
 
 /// The admin API: every route behind the token check and the body limit.
 pub fn router(engine: Arc<Engine>, auth: Auth) -> Router {
@@ -118,14 +127,23 @@ pub async fn health(State(s): State<AdminState>) -> Json<Health> {
     responses((status = 200, description = "Taking messages", body = Readiness),
               (status = 503, description = "Not taking messages; the reasons say why", body = Readiness),
               (status = 401, description = "Missing or wrong token", body = ErrorBody)))]
-pub async fn ready(State(s): State<AdminState>) -> (StatusCode, Json<Readiness>) {
-    let readiness = readiness(&s.engine);
+pub async fn ready(State(s): State<AdminState>) -> Result<(StatusCode, Json<Readiness>), ApiError> {
+    let engine = Arc::clone(&s.engine);
+    // a faulted store is probed with a write, which blocks
+    let readiness = tokio::task::spawn_blocking(move || readiness(&engine))
+        .await
+        .map_err(|e| {
+            ApiError::new(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                format!("readiness check failed: {e}"),
+            )
+        })?;
     let status = if readiness.ready {
         StatusCode::OK
     } else {
         StatusCode::SERVICE_UNAVAILABLE
     };
-    (status, Json(readiness))
+    Ok((status, Json(readiness)))
 }
 
 fn readiness(engine: &Engine) -> Readiness {
@@ -188,14 +206,14 @@ pub async fn production(State(s): State<AdminState>) -> Json<ProductionView> {
 /// against the running production and apply only what changed. An invalid file
 /// changes nothing; the answer lists every error with file, line and field.
 #[utoipa::path(post, path = "/api/v1/production/reload", tag = "items",
-    responses((status = 200, description = "What was added, removed, re-configured and left untouched", content_type = "application/json", body = Object),
+    responses((status = 200, description = "What was added, removed, re-configured and left untouched", body = ConfigReloadView),
               (status = 422, description = "The file is not valid; nothing changed", body = ErrorBody),
               (status = 401, description = "Missing or wrong token", body = ErrorBody)))]
-pub async fn reload_production(State(s): State<AdminState>) -> Result<Response, ApiError> {
+pub async fn reload_production(State(s): State<AdminState>) -> Result<Json<ConfigReloadView>, ApiError> {
     match s.engine.reload_config(None).await {
         Ok(report) => {
             tracing::info!(added = ?report.added, removed = ?report.removed, "production reloaded through the admin api");
-            Ok(Json(report).into_response())
+            Ok(Json(report.into()))
         }
         Err(e) => {
             for error in e.errors() {
@@ -248,9 +266,10 @@ pub async fn item(
            ("action" = ItemAction, Path, description = "What to do")),
     request_body(content = Option<ActionRequest>, description = "reload only: another file, or a canary share"),
     responses((status = 200, description = "Done; the item as it is now", body = ItemView),
-              (status = 400, description = "Unknown action", body = ErrorBody),
+              (status = 400, description = "Unknown action, a body that is not the JSON described, or a reload, rollback or promote the item cannot take (bad canary share, no previous version, no canary)", body = ErrorBody),
               (status = 404, description = "No such item", body = ErrorBody),
               (status = 409, description = "The item's state does not allow it", body = ErrorBody),
+              (status = 413, description = "Body over 64 KiB", body = ErrorBody),
               (status = 422, description = "The new plugin version cannot be used; the old one keeps running", body = ErrorBody),
               (status = 401, description = "Missing or wrong token", body = ErrorBody)))]
 pub async fn item_action(

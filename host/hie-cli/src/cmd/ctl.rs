@@ -11,8 +11,42 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context, bail};
-use hie_admin::api::{DeadLetterView, Done, ErrorBody, Health, ItemView, ProductionView, Readiness};
+use hie_admin::api::{
+    ConfigReloadView, DeadLetterView, Done, ErrorBody, Health, ItemView, ProductionView, Readiness,
+};
 use serde_json::Value;
+
+/// Write to stdout; a reader that went away (`hie ctl metrics | head`) ends the
+/// command quietly instead of with a panic.
+pub(crate) fn write_out(args: std::fmt::Arguments<'_>) {
+    use std::io::Write;
+    if let Err(e) = std::io::stdout().lock().write_fmt(args) {
+        if e.kind() == std::io::ErrorKind::BrokenPipe {
+            std::process::exit(0);
+        }
+        eprintln!("error: cannot write to stdout: {e}");
+        std::process::exit(1);
+    }
+}
+
+/// `print!` through [`write_out`].
+macro_rules! out {
+    ($($arg:tt)*) => {
+        $crate::cmd::ctl::write_out(format_args!($($arg)*))
+    };
+}
+
+/// `println!` through [`write_out`].
+macro_rules! outln {
+    () => {
+        $crate::cmd::ctl::write_out(format_args!("\n"))
+    };
+    ($($arg:tt)*) => {
+        $crate::cmd::ctl::write_out(format_args!("{}\n", format_args!($($arg)*)))
+    };
+}
+
+pub(crate) use outln;
 
 /// Where the admin API is and how to talk to it.
 #[derive(Debug, Clone, clap::Args)]
@@ -80,6 +114,10 @@ enum CtlCommand {
     Rollback { item: String },
     /// Make the item's canary version the one every message goes to.
     Promote { item: String },
+    /// Reload the production file the engine started from (as SIGHUP does): only
+    /// what changed is applied; an invalid file changes nothing and every error is shown.
+    #[command(alias = "reload-production")]
+    ReloadConfig,
     /// The dead-letter queue.
     #[command(subcommand)]
     DeadLetters(DeadLetterCommand),
@@ -92,6 +130,8 @@ enum CtlCommand {
     Health,
     /// Whether the production takes messages (exit 1 if not).
     Ready,
+    /// The API's OpenAPI description (JSON).
+    Openapi,
 }
 
 #[derive(Debug, clap::Subcommand)]
@@ -114,7 +154,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             if json {
                 return print_json(&p);
             }
-            println!("production {}  ({} dead letters)", p.name, p.dead_letters);
+            outln!("production {}  ({} dead letters)", p.name, p.dead_letters);
             print_items(&p.items);
         }
         CtlCommand::Items { item: None } => {
@@ -145,6 +185,17 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         }
         CtlCommand::Rollback { item } => return action(&client, json, &item, "rollback"),
         CtlCommand::Promote { item } => return action(&client, json, &item, "promote"),
+        CtlCommand::ReloadConfig => {
+            let r: ConfigReloadView = client.send_json("POST", "/api/v1/production/reload", None)?;
+            if json {
+                return print_json(&r);
+            }
+            print_config_reload(&r);
+        }
+        CtlCommand::Openapi => {
+            let spec: Value = client.get_json("/openapi.json")?;
+            return print_json(&spec);
+        }
         CtlCommand::DeadLetters(DeadLetterCommand::List) => {
             let letters: Vec<DeadLetterView> = client.get_json("/api/v1/dead-letters")?;
             if json {
@@ -178,26 +229,26 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             return print_done(json, &done);
         }
         CtlCommand::Messages(command) => return super::messages::run_with(&client, json, command),
-        CtlCommand::Metrics => print!("{}", client.get_text("/metrics")?),
+        CtlCommand::Metrics => out!("{}", client.get_text("/metrics")?),
         CtlCommand::Health => {
             let h: Health = client.get_json("/health")?;
             if json {
                 return print_json(&h);
             }
-            println!("{} ({})", h.status, h.production);
+            outln!("{} ({})", h.status, h.production);
         }
         CtlCommand::Ready => {
             let (status, body) = client.request("GET", "/ready", None)?;
             let r: Readiness = serde_json::from_str(&body)
                 .with_context(|| format!("unexpected answer from /ready (HTTP {status}): {body}"))?;
             if json {
-                println!("{}", serde_json::to_string_pretty(&r)?);
+                outln!("{}", serde_json::to_string_pretty(&r)?);
             } else if r.ready {
-                println!("ready");
+                outln!("ready");
             } else {
-                println!("not ready");
+                outln!("not ready");
                 for reason in &r.reasons {
-                    println!("  {reason}");
+                    outln!("  {reason}");
                 }
             }
             return Ok(if r.ready {
@@ -208,6 +259,42 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+fn print_config_reload(r: &ConfigReloadView) {
+    let list = |names: &[String]| {
+        if names.is_empty() {
+            "-".to_string()
+        } else {
+            names.join(", ")
+        }
+    };
+    outln!("reloaded {}", r.file);
+    outln!("  added      {}", list(&r.added));
+    outln!("  removed    {}", list(&r.removed));
+    let changed: Vec<String> = r
+        .changed
+        .iter()
+        .map(|c| format!("{} ({})", c.name, c.fields.join(", ")))
+        .collect();
+    outln!("  changed    {}", list(&changed));
+    outln!("  unchanged  {}", list(&r.unchanged));
+    if r.lookups {
+        outln!("  lookup tables replaced");
+    }
+    if r.moved > 0 {
+        outln!(
+            "  {} waiting messages moved to the new items ({} dead-lettered: their item was removed)",
+            r.moved,
+            r.dead_lettered
+        );
+    }
+    if !r.needs_restart.is_empty() {
+        outln!(
+            "  take effect only after a restart: {}",
+            r.needs_restart.join(", ")
+        );
+    }
 }
 
 fn action(client: &Client, json: bool, item: &str, what: &str) -> anyhow::Result<ExitCode> {
@@ -226,13 +313,13 @@ fn action_with(
     if json {
         return print_json(&view);
     }
-    println!("{what} {item}: ok");
+    outln!("{what} {item}: ok");
     print_items(&[view]);
     Ok(ExitCode::SUCCESS)
 }
 
 pub(crate) fn print_json<T: serde::Serialize>(value: &T) -> anyhow::Result<ExitCode> {
-    println!("{}", serde_json::to_string_pretty(value)?);
+    outln!("{}", serde_json::to_string_pretty(value)?);
     Ok(ExitCode::SUCCESS)
 }
 
@@ -240,7 +327,7 @@ pub(crate) fn print_done(json: bool, done: &Done) -> anyhow::Result<ExitCode> {
     if json {
         return print_json(done);
     }
-    println!("{}", done.done);
+    outln!("{}", done.done);
     Ok(ExitCode::SUCCESS)
 }
 
@@ -305,7 +392,7 @@ pub(crate) fn print_table(header: &[&str], rows: Vec<Vec<String>>) {
             .zip(&widths)
             .map(|(c, w)| format!("{c:<w$}"))
             .collect();
-        println!("{}", padded.join("  ").trim_end());
+        outln!("{}", padded.join("  ").trim_end());
     };
     line(header.to_vec());
     for row in &rows {
@@ -326,6 +413,77 @@ pub(crate) fn segment(s: &str) -> String {
     out
 }
 
+/// The `[admin]` section of the production at `path`. The whole file is checked
+/// first; when something elsewhere in it is wrong (say, an edit waiting for
+/// `hie ctl reload-config`), `[admin]` alone is read so the engine can still be
+/// reached.
+fn admin_section(path: &std::path::Path) -> anyhow::Result<Option<hie_config::AdminSettings>> {
+    let errors = match hie_config::load(path) {
+        Ok(production) => return Ok(production.admin),
+        Err(e) => e,
+    };
+    let file = hie_config::production_file(path);
+    let fail = |why: String| {
+        anyhow::anyhow!(
+            "{errors}\n(cannot find the admin API in it: {why}; pass --addr and --token-file to reach the engine anyway)"
+        )
+    };
+    let text = std::fs::read_to_string(&file).map_err(|e| fail(e.to_string()))?;
+    let table: toml::Table = toml::from_str(&text).map_err(|e| fail(e.message().to_string()))?;
+    let Some(admin) = table.get("admin") else {
+        return Ok(None);
+    };
+    let dir = std::path::absolute(&file)
+        .ok()
+        .and_then(|f| f.parent().map(std::path::Path::to_path_buf))
+        .unwrap_or_default();
+    let text_of = |key: &str| -> anyhow::Result<Option<String>> {
+        match admin.get(key) {
+            None => Ok(None),
+            Some(toml::Value::String(v)) => Ok(Some(v.clone())),
+            Some(other) => Err(fail(format!("admin.{key} is {other}, not a string"))),
+        }
+    };
+    let listen = match text_of("listen")? {
+        Some(l) => l.parse().map_err(|_| {
+            fail(format!(
+                "admin.listen {l:?} is not an address such as 127.0.0.1:9090"
+            ))
+        })?,
+        None => hie_config::DEFAULT_ADMIN_LISTEN
+            .parse()
+            .expect("valid default address"),
+    };
+    let tls = match (text_of("tls_cert")?, text_of("tls_key")?) {
+        (Some(c), Some(k)) => Some((dir.join(c), dir.join(k))),
+        _ => None,
+    };
+    eprintln!(
+        "warning: {errors}\n(the running engine uses the file only when it reloads it; [admin] read on its own)"
+    );
+    Ok(Some(hie_config::AdminSettings {
+        listen,
+        token_file: text_of("token_file")?.map(|f| dir.join(f)),
+        token_env: text_of("token_env")?,
+        tls,
+    }))
+}
+
+/// The system's CA bundle: `SSL_CERT_FILE`, else the usual Debian and Red Hat paths.
+fn system_ca_bundle() -> Option<PathBuf> {
+    std::env::var_os("SSL_CERT_FILE")
+        .map(PathBuf::from)
+        .into_iter()
+        .chain(
+            [
+                "/etc/ssl/certs/ca-certificates.crt",
+                "/etc/pki/tls/certs/ca-bundle.crt",
+            ]
+            .map(PathBuf::from),
+        )
+        .find(|p| p.is_file())
+}
+
 /// The admin API over HTTP(S), blocking.
 pub struct Client {
     base: String,
@@ -338,14 +496,14 @@ impl Client {
     pub fn new(conn: &Connection) -> anyhow::Result<Self> {
         let admin = match &conn.production {
             Some(p) => {
-                let production = hie_config::load(p).map_err(|e| anyhow::anyhow!("{e}"))?;
-                if production.admin.is_none() && conn.addr.is_none() {
+                let admin = admin_section(p)?;
+                if admin.is_none() && conn.addr.is_none() {
                     bail!(
                         "{} has no [admin] section: add one (e.g. `[admin] listen = \"127.0.0.1:9090\"`) or pass --addr",
-                        production.file.display()
+                        hie_config::production_file(p).display()
                     );
                 }
-                production.admin
+                admin
             }
             None => None,
         };
@@ -374,6 +532,17 @@ impl Client {
             (Some(c), _) => Some(c.clone()),
             (None, Some(adm)) => adm.tls.as_ref().map(|(cert, _)| cert.clone()),
             (None, None) => None,
+        };
+        // an https address with no certificate named: the system's CA bundle
+        let ca = match ca {
+            Some(c) => Some(c),
+            None if base.starts_with("https://") => Some(system_ca_bundle().ok_or_else(|| {
+                anyhow::anyhow!(
+                    "the admin API at {base} is HTTPS and this system has no CA bundle: pass --ca-cert PEM \
+                     (its CA, or the self-signed certificate itself)"
+                )
+            })?),
+            None => None,
         };
         let mut tls = ureq::tls::TlsConfig::builder()
             .unversioned_rustls_crypto_provider(Arc::new(rustls::crypto::ring::default_provider()));
@@ -428,10 +597,13 @@ impl Client {
             }
         };
         let mut response = result.map_err(|e| {
-            anyhow::anyhow!(
-                "cannot reach the admin API at {}: {e}; is `hie run` running with an [admin] section or --admin?",
-                self.base
-            )
+            let text = e.to_string();
+            let hint = if text.to_ascii_lowercase().contains("certificate") {
+                "the server's certificate is not trusted: pass --ca-cert PEM (its CA, or the self-signed certificate itself)"
+            } else {
+                "is `hie run` running with an [admin] section or --admin?"
+            };
+            anyhow::anyhow!("cannot reach the admin API at {}: {text}; {hint}", self.base)
         })?;
         let status = response.status().as_u16();
         let text = response

@@ -6,7 +6,7 @@ use std::process::ExitCode;
 use hie_admin::api::{MessageSummaryView, MessageView, Purged, Resent, TraceEventView};
 use serde_json::json;
 
-use super::ctl::{Client, Connection, print_json, print_table, segment};
+use super::ctl::{Client, Connection, outln, print_json, print_table, segment};
 
 /// Arguments of `hie messages`.
 #[derive(Debug, clap::Args)]
@@ -139,18 +139,18 @@ pub fn run_with(client: &Client, json: bool, command: MessagesCommand) -> anyhow
                 return print_json(&m);
             }
             let s = &m.summary;
-            println!("id          {}", s.id);
-            println!("session     {}", s.session_id);
+            outln!("id          {}", s.id);
+            outln!("session     {}", s.session_id);
             if let Some(p) = &s.parent_id {
-                println!("parent      {p}");
+                outln!("parent      {p}");
             }
-            println!("route       {} -> {}", s.source, s.target);
-            println!("created     {}", time(s.created_at_ms));
-            println!("type        {}", s.message_type.as_deref().unwrap_or("-"));
-            println!("control id  {}", s.control_id.as_deref().unwrap_or("-"));
-            println!();
-            println!("{}", m.body.replace('\r', "\n"));
-            println!();
+            outln!("route       {} -> {}", s.source, s.target);
+            outln!("created     {}", time(s.created_at_ms));
+            outln!("type        {}", s.message_type.as_deref().unwrap_or("-"));
+            outln!("control id  {}", s.control_id.as_deref().unwrap_or("-"));
+            outln!();
+            outln!("{}", m.body.replace('\r', "\n"));
+            outln!();
             print_trace(&m.trace);
         }
         MessagesCommand::Trace { id, session } => {
@@ -174,7 +174,7 @@ pub fn run_with(client: &Client, json: bool, command: MessagesCommand) -> anyhow
             if json {
                 return print_json(&r);
             }
-            println!("resent as {} to {}", r.id, r.to);
+            outln!("resent as {} to {}", r.id, r.to);
         }
         MessagesCommand::Purge { older_than, status } => {
             let p: Purged = client.send_json(
@@ -185,7 +185,7 @@ pub fn run_with(client: &Client, json: bool, command: MessagesCommand) -> anyhow
             if json {
                 return print_json(&p);
             }
-            println!("purged {} messages", p.purged);
+            outln!("purged {} messages", p.purged);
         }
     }
     Ok(ExitCode::SUCCESS)
