@@ -165,6 +165,21 @@ fn http(addr: SocketAddr, method: &str, path: &str, token: Option<&str>, body: &
     read_response(&mut s)
 }
 
+/// Send only the head of a request that announces a 100 MB body; the answer.
+fn announce_100_mb(addr: SocketAddr, method: &str, path: &str, token: Option<&str>) -> (u16, String) {
+    let mut s = TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+    let auth = token
+        .map(|t| format!("Authorization: Bearer {t}\r\n"))
+        .unwrap_or_default();
+    let head = format!(
+        "{method} {path} HTTP/1.1\r\nHost: x\r\n{auth}Content-Type: application/json\r\nContent-Length: {}\r\n\r\n",
+        100 * 1024 * 1024
+    );
+    s.write_all(head.as_bytes()).unwrap();
+    read_response(&mut s)
+}
+
 fn read_response(s: &mut TcpStream) -> (u16, String) {
     let mut raw = Vec::new();
     let _ = s.read_to_end(&mut raw);
@@ -190,6 +205,90 @@ fn routes(spec: &Value) -> Vec<(String, String)> {
         }
     }
     out
+}
+
+/// The statuses the description documents for `method` on `template`.
+fn documented(spec: &Value, method: &str, template: &str) -> Vec<u16> {
+    spec["paths"][template][method.to_lowercase()]["responses"]
+        .as_object()
+        .map(|r| r.keys().filter_map(|k| k.parse().ok()).collect())
+        .unwrap_or_default()
+}
+
+/// The JSON schema the description gives for a `status` answer, if any.
+fn answer_schema<'a>(spec: &'a Value, method: &str, template: &str, status: u16) -> Option<&'a Value> {
+    let content = &spec["paths"][template][method.to_lowercase()]["responses"][status.to_string()]["content"];
+    content.get("application/json").map(|c| &c["schema"])
+}
+
+/// Check `value` against `schema` (the parts utoipa emits: `$ref`, `type` and
+/// type lists, `required`, `properties`, `items`, `enum`, `oneOf`/`anyOf`/`allOf`);
+/// the first mismatch, with where it is.
+fn conforms(spec: &Value, schema: &Value, value: &Value, at: &str) -> Result<(), String> {
+    if let Some(r) = schema["$ref"].as_str() {
+        let name = r.strip_prefix("#/components/schemas/").expect("local $ref");
+        return conforms(spec, &spec["components"]["schemas"][name], value, at);
+    }
+    for (key, all) in [("oneOf", false), ("anyOf", false), ("allOf", true)] {
+        if let Some(list) = schema[key].as_array() {
+            let results: Vec<_> = list.iter().map(|s| conforms(spec, s, value, at)).collect();
+            let ok = if all {
+                results.iter().all(Result::is_ok)
+            } else {
+                results.iter().any(Result::is_ok)
+            };
+            if !ok {
+                return Err(format!("{at}: {value} fits no {key} choice: {results:?}"));
+            }
+        }
+    }
+    if let Some(choices) = schema["enum"].as_array()
+        && !choices.contains(value)
+    {
+        return Err(format!("{at}: {value} is not one of {choices:?}"));
+    }
+    let types: Vec<&str> = match &schema["type"] {
+        Value::String(t) => vec![t.as_str()],
+        Value::Array(ts) => ts.iter().filter_map(Value::as_str).collect(),
+        _ => Vec::new(),
+    };
+    if !types.is_empty() {
+        let fits = types.iter().any(|t| match *t {
+            "object" => value.is_object(),
+            "array" => value.is_array(),
+            "string" => value.is_string(),
+            "integer" => value.is_i64() || value.is_u64(),
+            "number" => value.is_number(),
+            "boolean" => value.is_boolean(),
+            "null" => value.is_null(),
+            _ => false,
+        });
+        if !fits {
+            return Err(format!("{at}: {value} is not of type {types:?}"));
+        }
+    }
+    if let Some(object) = value.as_object() {
+        for key in schema["required"].as_array().into_iter().flatten() {
+            let key = key.as_str().unwrap();
+            if !object.contains_key(key) {
+                return Err(format!("{at}: required field {key:?} is missing"));
+            }
+        }
+        if let Some(properties) = schema["properties"].as_object() {
+            for (key, v) in object {
+                match properties.get(key) {
+                    Some(p) => conforms(spec, p, v, &format!("{at}.{key}"))?,
+                    None => return Err(format!("{at}: field {key:?} is not in the description")),
+                }
+            }
+        }
+    }
+    if let (Some(items), Some(values)) = (schema.get("items"), value.as_array()) {
+        for (i, v) in values.iter().enumerate() {
+            conforms(spec, items, v, &format!("{at}[{i}]"))?;
+        }
+    }
+    Ok(())
 }
 
 fn fill(template: &str, value: &str) -> String {
@@ -236,24 +335,18 @@ fn every_route_needs_the_token_and_big_bodies_are_refused() {
     // an unknown route is no way around the token either
     assert_eq!(http(p.admin, "GET", "/nope", None, b"").0, 401);
 
-    // a request announcing 100 MB gets its answer without sending the body
-    for (token, want) in [(None, 401), (Some(TOKEN), 413)] {
-        let mut s = TcpStream::connect(p.admin).unwrap();
-        s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
-        let auth = token
-            .map(|t| format!("Authorization: Bearer {t}\r\n"))
-            .unwrap_or_default();
-        let head = format!(
-            "POST /api/v1/messages/purge HTTP/1.1\r\nHost: x\r\n{auth}Content-Type: application/json\r\nContent-Length: {}\r\n\r\n",
-            100 * 1024 * 1024
-        );
-        s.write_all(head.as_bytes()).unwrap();
-        let (status, body) = read_response(&mut s);
-        assert_eq!(status, want, "token {token:?}: {body}");
-        assert!(
-            serde_json::from_str::<Value>(&body).unwrap()["error"].is_string(),
-            "{body}"
-        );
+    // every route, every method it takes: a request announcing 100 MB gets its
+    // answer without a byte of the body sent (were the body read first, the
+    // server would wait for it and the read below would time out): 401 without
+    // the token or with a wrong one, 413 with the right one
+    for (method, template) in &routes {
+        let path = fill(template, "in");
+        for (token, want) in [(None, 401), (Some("wrong-token"), 401), (Some(TOKEN), 413)] {
+            let (status, body) = announce_100_mb(p.admin, method, &path, token);
+            assert_eq!(status, want, "{method} {path} with token {token:?}: {body}");
+            let error: Value = serde_json::from_str(&body).unwrap_or_else(|e| panic!("{e}: {body}"));
+            assert!(error["error"].is_string(), "{body}");
+        }
     }
     // a chunked body (no length announced) over the limit is cut off with 413 too
     let mut s = TcpStream::connect(p.admin).unwrap();
@@ -480,6 +573,32 @@ fn ctl_pause_resume_stop_start_round_trip_on_the_wire() {
     let (ok, err) = Running::ctl_without_token(p.admin, &["items"]);
     assert!(!ok);
     assert!(err.contains("401"), "{err}");
+
+    // reload-config: what changed is applied and reported; an invalid file changes
+    // nothing and the answer names the file, line and field
+    let file = p.dir.path().join("production.toml");
+    let toml = std::fs::read_to_string(&file).unwrap();
+    let changed = toml.replace("ack_timeout = \"5s\"", "ack_timeout = \"7s\"");
+    assert_ne!(changed, toml);
+    std::fs::write(&file, &changed).unwrap();
+    let report = p.ctl_json(&["reload-config"]);
+    let names: Vec<&str> = report["changed"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["out"], "{report}");
+    assert_eq!(report["unchanged"], serde_json::json!(["in", "mid"]), "{report}");
+    std::fs::write(&file, format!("{changed}\n[[items]]\nname = \"extra\"\n")).unwrap();
+    let (ok, err) = p.ctl(&["reload-config"]);
+    assert!(!ok, "{err}");
+    assert!(
+        err.contains("422") && err.contains("production.toml:") && err.contains("kind"),
+        "{err}"
+    );
+    p.send("A6");
+    assert_eq!(sink.wait_for(7).len(), 7);
 }
 
 impl Running {
@@ -564,8 +683,9 @@ struct Probe {
     token: bool,
 }
 
-fn probe(routes: usize) -> impl Strategy<Value = Probe> {
+fn probe(routes: usize, stored: Vec<String>) -> impl Strategy<Value = Probe> {
     let value = prop_oneof![
+        proptest::sample::select(stored),
         Just("in".to_string()),
         Just("mid".to_string()),
         Just("out".to_string()),
@@ -620,14 +740,24 @@ fn random_requests_from_the_openapi_description_get_no_5xx() {
     );
     p.send("S1");
     sink.wait_for(1);
-    let routes = routes(&spec(p.admin));
+    let spec = spec(p.admin);
+    let routes = routes(&spec);
     let admin = p.admin;
+    // ids of stored messages, so show, trace and resend also answer 200
+    let (status, found) = http(admin, "GET", "/api/v1/messages", Some(TOKEN), b"");
+    assert_eq!(status, 200, "{found}");
+    let stored: Vec<String> = serde_json::from_str::<Vec<Value>>(&found)
+        .unwrap()
+        .iter()
+        .map(|m| m["id"].as_str().unwrap().to_string())
+        .collect();
+    assert!(!stored.is_empty(), "no stored message: {found}");
     let mut runner = proptest::test_runner::TestRunner::new(ProptestConfig {
         cases: 300,
         failure_persistence: None,
         ..ProptestConfig::default()
     });
-    let result = runner.run(&probe(routes.len()), |probe| {
+    let result = runner.run(&probe(routes.len(), stored), |probe| {
         let (spec_method, template) = &routes[probe.route];
         let method = probe.method.unwrap_or(spec_method.as_str());
         let path = format!("{}{}", fill(template, &probe.value), probe.query);
@@ -641,6 +771,28 @@ fn random_requests_from_the_openapi_description_get_no_5xx() {
             let v: Value =
                 serde_json::from_str(&body).map_err(|e| TestCaseError::fail(format!("{e}: {body}")))?;
             prop_assert!(v["error"].is_string(), "{}", body);
+        }
+        // the answer is one the description documents for this operation (a value
+        // that makes the path another route's, or none, gets 404/405 instead)
+        if method == spec_method {
+            let statuses = documented(&spec, method, template);
+            let elsewhere = (status == 404 && body.contains("no route"))
+                || (status == 405 && body.contains("does not take"));
+            prop_assert!(
+                statuses.contains(&status) || elsewhere,
+                "{method} {path} -> {status}, not among the statuses {statuses:?} the description gives: {body}"
+            );
+            if !elsewhere
+                && let Some(schema) = answer_schema(&spec, method, template, status)
+            {
+                let v: Value =
+                    serde_json::from_str(&body).map_err(|e| TestCaseError::fail(format!("{e}: {body}")))?;
+                if let Err(e) = conforms(&spec, schema, &v, "body") {
+                    return Err(TestCaseError::fail(format!(
+                        "{method} {path} -> {status}: the answer does not fit the description: {e}\n{body}"
+                    )));
+                }
+            }
         }
         Ok(())
     });
@@ -693,4 +845,362 @@ fn run_refuses_a_non_loopback_admin_address_without_a_token() {
     let status = p.wait_exit(Duration::from_secs(60));
     assert_eq!(status.code(), Some(1), "{}", p.dump());
     assert!(p.dump().contains("without a token"), "{}", p.dump());
+}
+
+/// `hie ctl` flags for the running engine, then `args`; exit success and all output.
+fn ctl_with(env: &[(&str, &str)], args: &[&str]) -> (bool, String) {
+    let out = Command::new(hie_bin())
+        .arg("ctl")
+        .args(args)
+        .envs(env.iter().copied())
+        .env_remove("HIE_PRODUCTION")
+        .env("RUST_BACKTRACE", "0")
+        .output()
+        .expect("hie ctl runs");
+    (
+        out.status.success(),
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        ),
+    )
+}
+
+#[test]
+fn tls_with_the_token_in_a_variable_and_ctl_reading_both_from_the_production() {
+    const VAR: &str = "HIE_TEST_ADMIN_TOKEN";
+    let sink = Sink::start("sink");
+    let inbound = free_port();
+    let admin_port = free_port();
+    let dir = tempfile::tempdir().unwrap();
+    let cert = rcgen::generate_simple_self_signed(vec!["127.0.0.1".to_owned(), "localhost".to_owned()])
+        .expect("self-signed certificate");
+    std::fs::write(dir.path().join("admin.crt"), cert.cert.pem()).unwrap();
+    std::fs::write(dir.path().join("admin.key"), cert.signing_key.serialize_pem()).unwrap();
+    let toml = production_toml(inbound, sink.port, Some("passthrough"), "").replace(
+        "[admin]\ntoken_file = \"admin.token\"\n",
+        &format!(
+            "[admin]\nlisten = \"127.0.0.1:{admin_port}\"\ntoken_env = \"{VAR}\"\ntls_cert = \"admin.crt\"\ntls_key = \"admin.key\"\n"
+        ),
+    );
+    assert!(toml.contains("tls_cert"), "{toml}");
+    std::fs::write(dir.path().join("production.toml"), toml).unwrap();
+    let plugins = plugin_dir(&["passthrough"]);
+    let mut proc = Proc::hie(
+        "hie run",
+        &["run", dir.path().to_str().unwrap(), "--log-format", "json"],
+        &[
+            ("HIE_PLUGIN_PATH", plugins.to_str().unwrap()),
+            (VAR, TOKEN),
+            ("RUST_LOG", "info"),
+        ],
+    );
+    let line = proc.wait_for_line("admin api listening", Duration::from_secs(90));
+    assert!(line.contains(r#""tls":true"#), "{line}");
+    wait_for_port(inbound);
+    let production = dir.path().to_str().unwrap();
+
+    // address (https), token (the variable) and CA (the certificate) all from the production
+    let (ok, out) = ctl_with(&[(VAR, TOKEN)], &["-p", production, "--json", "status"]);
+    assert!(ok, "{out}\n--- engine:\n{}", proc.dump());
+    let status: Value = serde_json::from_str(&out).unwrap_or_else(|e| panic!("{e}: {out}"));
+    assert_eq!(status["name"], "admin-e2e");
+    assert_eq!(status["items"].as_array().unwrap().len(), 3);
+    let ack = mllp_call(inbound, hl7("ADT^A01", "T1", "P1").as_bytes());
+    assert_eq!(ack_code(&ack).0, "AA");
+    sink.wait_for(1);
+    let (ok, out) = ctl_with(&[(VAR, TOKEN)], &["-p", production, "pause", "out"]);
+    assert!(ok && out.contains("paused"), "{out}");
+
+    // a wrong token over TLS: 401; no variable: says which one to set
+    let (ok, out) = ctl_with(&[(VAR, "not-the-token")], &["-p", production, "items"]);
+    assert!(!ok && out.contains("401"), "{out}");
+    let (ok, out) = ctl_with(&[], &["-p", production, "items"]);
+    assert!(!ok && out.contains(VAR), "{out}");
+
+    // flags instead of the production; without the CA the certificate is refused
+    let token_file = dir.path().join("flag.token");
+    std::fs::write(&token_file, TOKEN).unwrap();
+    let url = format!("https://127.0.0.1:{admin_port}");
+    let ca = dir.path().join("admin.crt");
+    let (ok, out) = ctl_with(
+        &[],
+        &[
+            "--addr",
+            &url,
+            "--token-file",
+            token_file.to_str().unwrap(),
+            "--ca-cert",
+            ca.to_str().unwrap(),
+            "--json",
+            "items",
+            "out",
+        ],
+    );
+    assert!(ok, "{out}");
+    assert_eq!(serde_json::from_str::<Value>(&out).unwrap()["state"], "paused");
+    let (ok, out) = ctl_with(
+        &[],
+        &[
+            "--addr",
+            &url,
+            "--token-file",
+            token_file.to_str().unwrap(),
+            "items",
+        ],
+    );
+    assert!(!ok && out.contains("--ca-cert"), "{out}");
+
+    // plain HTTP on the TLS port gets no HTTP answer
+    let mut s = TcpStream::connect(("127.0.0.1", admin_port)).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(15))).unwrap();
+    s.write_all(
+        format!("GET /health HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {TOKEN}\r\n\r\n").as_bytes(),
+    )
+    .unwrap();
+    let mut raw = Vec::new();
+    let _ = s.read_to_end(&mut raw);
+    assert!(
+        !raw.starts_with(b"HTTP/1.1 200"),
+        "plain HTTP answered on the TLS port"
+    );
+}
+
+#[test]
+fn failure_metrics_and_ready_follow_traps_deadlines_and_a_failed_item() {
+    let sink = Sink::start("sink");
+    let inbound = free_port();
+    let slow_in = free_port();
+    let extra = format!(
+        r#"
+[[items]]
+name = "slow-in"
+kind = "service"
+adapter = {{ type = "mllp-in", port = {slow_in} }}
+targets = ["slow"]
+
+[[items]]
+name = "slow"
+kind = "process"
+plugin = "engine-faulty"
+settings = {{ delay_ms = "400" }}
+limits = {{ deadline = "50ms" }}
+targets = ["out"]
+"#
+    );
+    let toml = production_toml(inbound, sink.port, Some("engine-faulty"), &extra).replace(
+        "name = \"mid\"\nkind = \"process\"\n",
+        "name = \"mid\"\nkind = \"process\"\nrestart = { policy = \"on-failure\", max_restarts = 2, within = \"60s\", backoff = \"50ms\", max_backoff = \"1s\" }\n",
+    );
+    assert!(toml.contains("max_restarts = 2"), "{toml}");
+    let p = Running::start(inbound, &toml, &[], &["engine-faulty"]);
+    wait_for_port(slow_in);
+    let metric = |name: &str| -> f64 {
+        let (status, text) = http(p.admin, "GET", "/metrics", Some(TOKEN), b"");
+        assert_eq!(status, 200);
+        *parse_metrics(&text)
+            .get(name)
+            .unwrap_or_else(|| panic!("no {name} in\n{text}"))
+    };
+    // every limit's series is there before the first hit
+    for limit in ["deadline", "fuel", "memory", "output"] {
+        assert_eq!(
+            metric(&format!("hie_plugin_limit_hits_total{{item=mid,limit={limit}}}")),
+            0.0
+        );
+    }
+    assert_eq!(metric("hie_plugin_traps_total{item=mid}"), 0.0);
+
+    p.send("OK1");
+    sink.wait_for(1);
+    for i in 0..2 {
+        let ack = mllp_call(inbound, hl7("ADT^A01", &format!("C{i}"), "CRASH").as_bytes());
+        assert_eq!(ack_code(&ack).0, "AA");
+        eventually("the trap counted", Duration::from_secs(20), || {
+            (metric("hie_plugin_traps_total{item=mid}") == (i + 1) as f64).then_some(())
+        });
+        eventually("the worker restarted", Duration::from_secs(20), || {
+            (metric("hie_worker_restarts_total{item=mid}") == (i + 1) as f64).then_some(())
+        });
+    }
+    let ack = mllp_call(slow_in, hl7("ADT^A01", "SLOW1", "P2").as_bytes());
+    assert_eq!(ack_code(&ack).0, "AA");
+    eventually("the deadline hit counted", Duration::from_secs(20), || {
+        (metric("hie_plugin_limit_hits_total{item=slow,limit=deadline}") == 1.0).then_some(())
+    });
+    eventually("failures counted", Duration::from_secs(20), || {
+        (metric("hie_messages_failed_total{item=mid}") == 2.0
+            && metric("hie_messages_failed_total{item=slow}") == 1.0)
+            .then_some(())
+    });
+    assert_eq!(metric("hie_messages_in_total{item=mid}"), 3.0);
+    assert_eq!(metric("hie_messages_out_total{item=mid}"), 1.0);
+    assert_eq!(metric("hie_plugin_traps_total{item=slow}"), 0.0);
+    let letters = p.ctl_json(&["dead-letters", "list"]);
+    let letters = letters.as_array().unwrap();
+    assert_eq!(letters.len(), 3, "{letters:?}");
+    assert_eq!(letters.iter().filter(|l| l["item"] == "mid").count(), 2);
+    assert_eq!(letters.iter().filter(|l| l["item"] == "slow").count(), 1);
+    assert_eq!(http(p.admin, "GET", "/ready", Some(TOKEN), b"").0, 200);
+    let (ok, out) = p.ctl(&["ready"]);
+    assert!(ok && out.trim() == "ready", "{out}");
+
+    // a third crash within the window is one more than max_restarts: mid fails,
+    // and /ready says so until an operator restarts it
+    mllp_call(inbound, hl7("ADT^A01", "C2", "CRASH").as_bytes());
+    eventually("mid failed", Duration::from_secs(20), || {
+        (p.ctl_json(&["items", "mid"])["state"] == "failed").then_some(())
+    });
+    let (status, body) = http(p.admin, "GET", "/ready", Some(TOKEN), b"");
+    assert_eq!(status, 503, "{body}");
+    let readiness: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(readiness["ready"], false);
+    assert!(
+        readiness["reasons"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|r| r.as_str().unwrap().contains("item mid is failed")),
+        "{body}"
+    );
+    let (ok, out) = p.ctl(&["ready"]);
+    assert!(!ok && out.contains("not ready") && out.contains("mid"), "{out}");
+    assert_eq!(metric("hie_item_state{item=mid,state=failed}"), 1.0);
+    assert_eq!(p.ctl_json(&["restart", "mid"])["state"], "running");
+    assert_eq!(http(p.admin, "GET", "/ready", Some(TOKEN), b"").0, 200);
+    p.send("OK2");
+    sink.wait_for(2);
+}
+
+/// Unmounts a tmpfs when dropped.
+struct Tmpfs(PathBuf);
+
+impl Tmpfs {
+    fn mount(at: &std::path::Path, size: &str) -> Result<Tmpfs, String> {
+        let out = Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
+            .arg(at)
+            .output()
+            .map_err(|e| format!("cannot run mount: {e}"))?;
+        if out.status.success() {
+            Ok(Tmpfs(at.to_owned()))
+        } else {
+            Err(String::from_utf8_lossy(&out.stderr).trim().to_owned())
+        }
+    }
+}
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg("-l").arg(&self.0).status();
+    }
+}
+
+/// Fill the file system holding `path` until a write fails.
+fn fill_disk(path: &std::path::Path) {
+    let mut file = std::fs::File::create(path).unwrap();
+    let chunk = vec![0u8; 64 * 1024];
+    while let Ok(n) = file.write(&chunk) {
+        if n == 0 {
+            break;
+        }
+    }
+    let small = [0u8; 512];
+    while let Ok(n) = file.write(&small) {
+        if n == 0 {
+            break;
+        }
+    }
+    let _ = file.sync_all();
+}
+
+#[test]
+fn ready_is_false_while_the_store_cannot_be_written() {
+    let disk = tempfile::tempdir().unwrap();
+    let _mount = match Tmpfs::mount(disk.path(), "16m") {
+        Ok(m) => m,
+        Err(reason) => {
+            eprintln!("skipped: cannot mount a tmpfs to fill ({reason}); needs root");
+            return;
+        }
+    };
+    let data = disk.path().join("data");
+    let sink = Sink::start("sink");
+    let inbound = free_port();
+    let toml = production_toml(inbound, sink.port, Some("passthrough"), "").replace(
+        "drain_timeout = \"5s\"\n",
+        &format!("drain_timeout = \"5s\"\ndata_dir = \"{}\"\n", data.display()),
+    );
+    let p = Running::start(inbound, &toml, &[], &["passthrough"]);
+    p.send("D0");
+    sink.wait_for(1);
+    assert_eq!(http(p.admin, "GET", "/ready", Some(TOKEN), b"").0, 200);
+
+    let filler = disk.path().join("filler");
+    fill_disk(&filler);
+    // intake needs a store commit: once one fails, messages are refused (AR)
+    let refused = (0..200).find(|i| {
+        let body = format!(
+            "{}\rNTE|1||{}",
+            hl7("ADT^A01", &format!("F{i}"), "P1"),
+            "x".repeat(4096)
+        );
+        let ack = mllp_call(inbound, body.as_bytes());
+        ack_code(&ack).0 != "AA"
+    });
+    assert!(
+        refused.is_some(),
+        "the store never refused a message on a full disk"
+    );
+    let (status, body) = http(p.admin, "GET", "/ready", Some(TOKEN), b"");
+    assert_eq!(status, 503, "{body}");
+    assert!(body.contains("store"), "{body}");
+    let (ok, out) = p.ctl(&["ready"]);
+    assert!(!ok && out.contains("store"), "{out}");
+    // the probes and the rest of the API still answer
+    assert_eq!(http(p.admin, "GET", "/health", Some(TOKEN), b"").0, 200);
+    assert_eq!(http(p.admin, "GET", "/api/v1/items", Some(TOKEN), b"").0, 200);
+
+    std::fs::remove_file(&filler).unwrap();
+    eventually("ready again once space is freed", Duration::from_secs(20), || {
+        (http(p.admin, "GET", "/ready", Some(TOKEN), b"").0 == 200).then_some(())
+    });
+    p.send("D1");
+}
+
+#[test]
+fn sigint_drains_the_queues_and_exits_0() {
+    const N: usize = 20;
+    let sink = Sink::start("sink");
+    let inbound = free_port();
+    // mid takes 50 ms a message, so most are still queued when the signal comes
+    let toml = production_toml(inbound, sink.port, Some("engine-faulty"), "").replace(
+        "plugin = \"engine-faulty\"\n",
+        "plugin = \"engine-faulty\"\nsettings = { delay_ms = \"50\" }\n",
+    );
+    let mut p = Running::start(inbound, &toml, &[], &["engine-faulty"]);
+    for i in 0..N {
+        p.send(&format!("Q{i}"));
+    }
+    let before = sink.messages().len();
+    p.proc.signal(nix::sys::signal::Signal::SIGINT);
+    let status = p.proc.wait_exit(Duration::from_secs(30));
+    assert_eq!(status.code(), Some(0), "{}", p.proc.dump());
+    assert!(
+        before < N,
+        "everything was delivered before the signal: nothing to drain"
+    );
+    assert_eq!(sink.wait_for(N).len(), N, "not drained before exit");
+    assert_eq!(
+        p.proc.lines_with(r#""signal":"SIGINT""#).len(),
+        1,
+        "{}",
+        p.proc.dump()
+    );
+    assert!(
+        p.proc.lines_with("stopped with messages left").is_empty(),
+        "{}",
+        p.proc.dump()
+    );
 }
