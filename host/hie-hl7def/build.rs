@@ -17,6 +17,7 @@ const DATA: &str = "data/hl7v2.txt";
 #[derive(Clone, PartialEq)]
 struct Component {
     datatype: String,
+    alias: String,
     desc: String,
 }
 
@@ -25,6 +26,7 @@ struct Field {
     datatype: String,
     usage: char,
     max_repeats: u32,
+    alias: String,
     desc: String,
 }
 
@@ -133,16 +135,22 @@ fn parse(text: &str) -> Data {
                 let Open::DataType(_, items, _) = &mut open else {
                     fail(line_no, line, "component outside a D record")
                 };
-                let (dt, desc) = c.split_once(' ').unwrap_or((c, ""));
+                let mut parts = c.splitn(3, ' ');
+                let dt = parts.next().unwrap_or_default();
+                let alias = parts
+                    .next()
+                    .unwrap_or_else(|| fail(line_no, line, "missing alias (- for none)"));
+                let desc = parts.next().unwrap_or_default();
                 items.push(Component {
                     datatype: dt.to_string(),
+                    alias: alias_of(alias),
                     desc: desc.to_string(),
                 });
             } else if let Some(f) = rest.strip_prefix("f ") {
                 let Open::Segment(_, items, _) = &mut open else {
                     fail(line_no, line, "field outside an S record")
                 };
-                let mut parts = f.splitn(4, ' ');
+                let mut parts = f.splitn(5, ' ');
                 let dt = parts.next().unwrap_or_default();
                 let usage = parts
                     .next()
@@ -152,6 +160,9 @@ fn parse(text: &str) -> Data {
                     .next()
                     .and_then(|r| r.parse().ok())
                     .unwrap_or_else(|| fail(line_no, line, "bad repetition count"));
+                let alias = parts
+                    .next()
+                    .unwrap_or_else(|| fail(line_no, line, "missing alias (- for none)"));
                 let desc = parts.next().unwrap_or_default();
                 if !"ROCB".contains(usage) {
                     fail(line_no, line, "optionality is not R, O, C or B");
@@ -160,6 +171,7 @@ fn parse(text: &str) -> Data {
                     datatype: dt.to_string(),
                     usage,
                     max_repeats: rep,
+                    alias: alias_of(alias),
                     desc: desc.to_string(),
                 });
             } else {
@@ -247,6 +259,14 @@ fn parse(text: &str) -> Data {
     }
     close(&mut open, &mut data, &mut last_dt, &mut last_seg);
     data
+}
+
+fn alias_of(word: &str) -> String {
+    if word == "-" {
+        String::new()
+    } else {
+        word.to_string()
+    }
 }
 
 fn cardinality(card: &str) -> Result<(u8, u8), String> {
@@ -478,9 +498,10 @@ fn generate(data: &Data) -> String {
                 .iter()
                 .map(|c| {
                     format!(
-                        "ComponentDef {{ description: {}, iris_name: {}, datatype: {} }}",
+                        "ComponentDef {{ description: {}, iris_name: {}, iris_alias: {}, datatype: {} }}",
                         lit(&c.desc),
                         lit(&naming::iris_name(&c.desc)),
+                        lit(&c.alias),
                         lit(&c.datatype)
                     )
                 })
@@ -503,9 +524,10 @@ fn generate(data: &Data) -> String {
                         _ => "Backward",
                     };
                     format!(
-                        "FieldDef {{ description: {}, iris_name: {}, datatype: {}, usage: Usage::{usage}, max_repeats: {} }}",
+                        "FieldDef {{ description: {}, iris_name: {}, iris_alias: {}, datatype: {}, usage: Usage::{usage}, max_repeats: {} }}",
                         lit(&f.desc),
                         lit(&naming::iris_name(&f.desc)),
+                        lit(&f.alias),
                         lit(&f.datatype),
                         f.max_repeats
                     )

@@ -52,6 +52,9 @@ pub struct ComponentDef {
     pub description: &'static str,
     /// The IRIS property name derived from it ("FamilyName").
     pub iris_name: &'static str,
+    /// A second accepted name, from hl7apy, where it differs (upper case,
+    /// "PREFIXEGDR" for "Prefix"); empty otherwise. See README.md.
+    pub iris_alias: &'static str,
     /// The component's own data type ("FN").
     pub datatype: &'static str,
 }
@@ -72,6 +75,9 @@ pub struct FieldDef {
     pub description: &'static str,
     /// The IRIS property name derived from it ("PatientName").
     pub iris_name: &'static str,
+    /// A second accepted name, from hl7apy, where it differs (upper case,
+    /// "PATIENTIDINTERNALID" for 2.3 PID-3); empty otherwise. See README.md.
+    pub iris_alias: &'static str,
     /// The field's data type ("XPN").
     pub datatype: &'static str,
     /// HL7 optionality.
@@ -309,11 +315,12 @@ pub fn datatype(version: &str, datatype: &str) -> Option<&'static DataTypeDef> {
 
 impl SegmentDef {
     /// The 1-based position of the field with this IRIS property name
-    /// (case-insensitive). A name with a note IRIS keeps and the source drops
-    /// is accepted too (see [`naming::matches_with_note`]). When two fields
-    /// share a name the first one wins.
+    /// (case-insensitive). Tried in order over all fields: the name from the
+    /// description, the second name from hl7apy, the name with a note IRIS keeps
+    /// and the source dropped (see [`naming::matches_with_note`]). When two
+    /// fields share a name the first one wins.
     pub fn field_index(&self, name: &str) -> Option<usize> {
-        position(self.fields, name, |f| (f.iris_name, f.datatype))
+        position(self.fields, name, |f| (f.iris_name, f.iris_alias, f.datatype))
     }
 
     /// The field at a 1-based position.
@@ -326,7 +333,7 @@ impl DataTypeDef {
     /// The 1-based position of the component with this IRIS property name
     /// (case-insensitive), with the same rules as [`SegmentDef::field_index`].
     pub fn component_index(&self, name: &str) -> Option<usize> {
-        position(self.components, name, |c| (c.iris_name, c.datatype))
+        position(self.components, name, |c| (c.iris_name, c.iris_alias, c.datatype))
     }
 
     /// The component at a 1-based position.
@@ -335,17 +342,16 @@ impl DataTypeDef {
     }
 }
 
-fn position<T>(items: &[T], name: &str, key: impl Fn(&T) -> (&str, &str)) -> Option<usize> {
-    let exact = items
-        .iter()
-        .position(|item| key(item).0.eq_ignore_ascii_case(name));
-    exact
-        .or_else(|| {
-            items.iter().position(|item| {
-                let (iris, datatype) = key(item);
-                naming::matches_with_note(name, iris, datatype)
-            })
+fn position<T>(items: &[T], name: &str, key: impl Fn(&T) -> (&str, &str, &str)) -> Option<usize> {
+    let find = |hit: &dyn Fn(&str, &str, &str) -> bool| {
+        items.iter().position(|item| {
+            let (iris, alias, datatype) = key(item);
+            hit(iris, alias, datatype)
         })
+    };
+    find(&|iris, _, _| iris.eq_ignore_ascii_case(name))
+        .or_else(|| find(&|_, alias, _| !alias.is_empty() && alias.eq_ignore_ascii_case(name)))
+        .or_else(|| find(&|iris, _, datatype| naming::matches_with_note(name, iris, datatype)))
         .map(|i| i + 1)
 }
 

@@ -325,6 +325,23 @@ fn pid_2_and_3_in_23_keep_their_standard_names() {
 }
 
 #[test]
+fn hl7apy_names_are_accepted_where_the_descriptions_differ() {
+    // The Ensemble 2.4 export names ORC-8 "Parent" and NDL-1 "name" where
+    // hl7-dictionary has "Parent Order" and "OP Name"; hl7apy has IRIS's names.
+    assert_eq!(def::field_index("2.4", "ORC", "Parent"), Some(8));
+    assert_eq!(def::field_index("2.4", "ORC", "ParentOrder"), Some(8));
+    assert_eq!(def::component_index("2.4", "NDL", "name"), Some(1));
+    let orc8 = def::segment("2.4", "ORC").unwrap().field(8).unwrap();
+    assert_eq!((orc8.iris_name, orc8.iris_alias), ("ParentOrder", "PARENT"));
+    // A name from the description is tried on every field before any second
+    // name, so a second name never takes another field's own name.
+    let pid = def::segment("2.5", "PID").unwrap();
+    for (i, f) in pid.fields.iter().enumerate() {
+        assert_eq!(pid.field_index(f.iris_name), Some(i + 1), "{}", f.iris_name);
+    }
+}
+
+#[test]
 fn names_with_notes_iris_keeps_are_accepted() {
     // 2.3.1/2.4 IRIS descriptions carry the data type or an example in
     // parentheses ("facility (HD)", "ID number (ST)", "prefix (e.g., DR)").

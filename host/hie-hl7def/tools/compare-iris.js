@@ -139,11 +139,11 @@ const ours = { structures: {}, segments: {}, datatypes: {} };
         const n = Number(line.slice(2));
         for (let k = 0; k < n; k++) open.items.push(prev[open.items.length]);
       } else if (line.startsWith(' c ')) {
-        const [dt, ...d] = line.slice(3).split(' ');
-        open.items.push({ datatype: dt, desc: d.join(' ') });
+        const [dt, alias, ...d] = line.slice(3).split(' ');
+        open.items.push({ datatype: dt, alias: alias === '-' ? '' : alias, desc: d.join(' ') });
       } else if (line.startsWith(' f ')) {
-        const [dt, , , ...d] = line.slice(3).split(' ');
-        open.items.push({ datatype: dt, desc: d.join(' ') });
+        const [dt, , , alias, ...d] = line.slice(3).split(' ');
+        open.items.push({ datatype: dt, alias: alias === '-' ? '' : alias, desc: d.join(' ') });
       }
       continue;
     }
@@ -168,7 +168,7 @@ const ours = { structures: {}, segments: {}, datatypes: {} };
 function nameMatches(irisDesc, item) {
   const want = irisName(irisDesc);
   const have = irisName(item.desc);
-  if (want === have) return true;
+  if (want === have || (item.alias && want === item.alias.toLowerCase())) return true;
   if (!have || !want.startsWith(have)) return false;
   const rest = want.slice(have.length);
   return rest === item.datatype.toLowerCase() || (rest.length > 2 && rest.startsWith('eg'));

@@ -70,6 +70,33 @@ function structureList(v) {
   return names;
 }
 
+// hl7apy's names of fields (PID_3 -> PATIENT_IDENTIFIER_LIST) and components
+// (XPN_5 -> PREFIX_E_G_DR), per version. They come from the HL7 database, as
+// InterSystems' schemas do, and keep what hl7-dictionary's descriptions
+// sometimes lost ("Prefix (e.g., DR)", "Patient ID (Internal ID)"); with the
+// underscores dropped they are IRIS property names up to case. They are kept
+// as a second accepted name where they differ. 2.7.1 uses 2.7's.
+const APY_DIRS = { '2.1': 'v2_1', '2.2': 'v2_2', '2.3': 'v2_3', '2.3.1': 'v2_3_1', '2.4': 'v2_4', '2.5': 'v2_5', '2.5.1': 'v2_5_1', '2.6': 'v2_6', '2.7': 'v2_7', '2.7.1': 'v2_7' };
+function apyNames(v) {
+  const dir = path.join(apy, 'hl7apy', APY_DIRS[v]);
+  const fields = {};
+  const f = fs.readFileSync(path.join(dir, 'fields.py'), 'utf8');
+  for (const m of f.matchAll(/'([A-Z0-9]{3})_(\d+)': \(\s*'(?:leaf|sequence)',\s*[^,]+,\s*'([^']*)',\s*'([^']*)'/g)) fields[`${m[1]}-${m[2]}`] = m[4];
+  const comps = {};
+  const d = fs.readFileSync(path.join(dir, 'datatypes.py'), 'utf8');
+  for (const m of d.matchAll(/'([A-Z0-9_]+?)_(\d+)': \[\s*'(?:leaf|sequence)',\s*[^,]+,\s*'([^']*)',\s*'([^']*)'/g)) comps[`${m[1]}-${m[2]}`] = m[4];
+  check(Object.keys(fields).length > 300 && Object.keys(comps).length > 20, `hl7apy names for ${v}`);
+  return { fields, comps };
+}
+
+// The second name of a field or component: hl7apy's, when it is another name.
+function alias(apyName, desc) {
+  if (!apyName) return '-';
+  const a = apyName.replace(/[^A-Za-z0-9]/g, '');
+  const b = String(desc).replace(/[^A-Za-z0-9]/g, '');
+  return a && a.toUpperCase() !== b.toUpperCase() ? a : '-';
+}
+
 function clean(s) {
   // Descriptions go on one line after a fixed number of fields; tabs and
   // newlines never occur in the source but are guarded against anyway.
@@ -91,9 +118,10 @@ out.push('# description always last so it may contain spaces):');
 out.push('#   T STRUCTURE EVENT...          table 0354: message structure -> trigger events');
 out.push('#   V VERSION                     starts a version');
 out.push('#   D NAME [=]                    data type; a lone "=" copies the previous version\'s');
-out.push('#    c DATATYPE DESCRIPTION       ... one line per component, in order');
+out.push('#    c DATATYPE ALIAS DESCRIPTION ... one line per component, in order; ALIAS is');
+out.push('#                                 hl7apy\'s name when it is another name, else -');
 out.push('#   S NAME [=]                    segment');
-out.push('#    f DATATYPE OPT REP DESC      ... one line per field: OPT R/O/C/B, REP max');
+out.push('#    f DATATYPE OPT REP ALIAS DESC ... one line per field: OPT R/O/C/B, REP max');
 out.push('#                                 repetitions (0 = unbounded, 1 = not repeating)');
 out.push('#    =N                           ... the next N components/fields are the same as in');
 out.push('#                                 the previous version, at the same positions');
@@ -131,16 +159,17 @@ function correctedDesc(v, segment, index, desc) {
   return c.to;
 }
 
-function datatypeLines(dt) {
-  return dt.subfields.map((c) => ` c ${clean(c.datatype) || '-'} ${clean(c.desc)}`);
+function datatypeLines(name, dt, names) {
+  return dt.subfields.map((c, i) => ` c ${clean(c.datatype) || '-'} ${alias(names.comps[`${name}-${i + 1}`], c.desc)} ${clean(c.desc)}`);
 }
 
-function segmentLines(v, name, seg) {
+function segmentLines(v, name, seg, names) {
   return seg.fields.map((f, i) => {
     const opt = OPT[f.opt];
     check(opt, `field opt ${f.opt}`);
     check(Number.isInteger(f.rep) && f.rep >= 0, `field rep ${f.rep}`);
-    return ` f ${clean(f.datatype) || '-'} ${opt} ${f.rep} ${clean(correctedDesc(v, name, i, f.desc))}`;
+    const desc = correctedDesc(v, name, i, f.desc);
+    return ` f ${clean(f.datatype) || '-'} ${opt} ${f.rep} ${alias(names.fields[`${name}-${i + 1}`], desc)} ${clean(desc)}`;
   });
 }
 
@@ -266,15 +295,16 @@ for (const v of VERSIONS) {
   const def = dict.definitions[v];
   check(def, `version ${v}`);
   out.push(`V ${v}`);
+  const names = apyNames(v);
   for (const name of Object.keys(def.fields).sort()) {
     check(/^[A-Z0-9_]+$/.test(name), `data type name ${name}`);
-    emitLines('D', name, datatypeLines(def.fields[name]));
+    emitLines('D', name, datatypeLines(name, def.fields[name], names));
   }
   for (const name of Object.keys(def.segments).sort()) {
     // 2.6 lists the data type ED among its segments; segment ids are 3 characters.
     if (name === 'ED' && v === '2.6') continue;
     check(/^[A-Z0-9]{3}$/.test(name), `segment name ${name}`);
-    emitLines('S', name, segmentLines(v, name, def.segments[name]));
+    emitLines('S', name, segmentLines(v, name, def.segments[name], names));
   }
   const kinds = classify(v, def);
   for (const name of Object.keys(def.messages).sort()) {
