@@ -54,10 +54,14 @@ impl Outcome {
 pub struct Document<'a> {
     segments: Vec<Segment<'a>>,
     charset: Option<Charset>,
-    /// MSH-12.1 as written.
+    /// The schema category: MSH-12.1 as written, or what [`Document::with_category`] set.
     pub type_version: String,
-    /// MSH-12 normalized to a known HL7 version.
+    /// The category's HL7 version (MSH-12 normalized, or a custom category's base).
     pub version: Option<&'static str>,
+    /// MSH-9.1 and MSH-9.2.
+    msg_type: (String, String),
+    /// The category was set by the receiving service, not read from MSH-12.
+    category_set: bool,
     /// `TYPE_EVENT` from MSH-9 (IRIS `Name`, the `docName`).
     pub name: String,
     /// The message structure for MSH-9 in that version (IRIS DocType name).
@@ -82,6 +86,8 @@ impl<'a> Document<'a> {
             charset,
             type_version: String::new(),
             version: None,
+            msg_type: (String::new(), String::new()),
+            category_set: false,
             name: String::new(),
             structure: None,
             trees: RefCell::new(BTreeMap::new()),
@@ -105,12 +111,28 @@ impl<'a> Document<'a> {
             .version
             .and_then(|v| hie_hl7def::structure_for(v, &msg_type, &event));
         doc.name = if event.is_empty() {
-            msg_type
+            msg_type.clone()
         } else {
             format!("{msg_type}_{event}")
         };
         doc.type_version = type_version;
+        doc.msg_type = (msg_type, event);
         doc
+    }
+
+    /// The message as IRIS sees it when the receiving service's
+    /// `MessageSchemaCategory` is `category` (HL7 version `version`, see
+    /// [`RuleSet::category_version`]): constraints, `DocType` and paths use it
+    /// instead of MSH-12. An unknown version keeps MSH-12's for paths.
+    pub fn with_category(mut self, category: &str, version: Option<&'static str>) -> Document<'a> {
+        self.type_version = category.to_owned();
+        self.category_set = true;
+        if let Some(v) = version {
+            self.version = Some(v);
+            self.structure = hie_hl7def::structure_for(v, &self.msg_type.0, &self.msg_type.1);
+            self.trees.borrow_mut().clear();
+        }
+        self
     }
 
     /// `CATEGORY:STRUCTURE` (`2.5:ADT_A01`), or empty when the structure is unknown.
@@ -536,8 +558,11 @@ impl Run<'_, '_, '_> {
 
     fn constraints_hold(&self, c: &Constraints) -> bool {
         let doc = self.doc;
+        // a category set by the service matches by name, as in IRIS; one read
+        // from MSH-12 (a version) also matches a custom category of that base version
         let category_fits = |name: &str, version: &Option<String>| {
-            name == doc.type_version || (version.is_some() && version.as_deref() == doc.version)
+            name == doc.type_version
+                || (!doc.category_set && version.is_some() && version.as_deref() == doc.version)
         };
         (c.source.is_empty() || c.source.iter().any(|s| s == self.source))
             && (c.msg_class.is_empty() || c.msg_class.iter().any(|m| m == "EnsLib.HL7.Message"))
@@ -638,6 +663,20 @@ impl Run<'_, '_, '_> {
 }
 
 impl RuleSet {
+    /// The HL7 version a schema category stands for: a version itself, or a
+    /// custom category's base version as the import knew it.
+    pub fn category_version(&self, category: &str) -> Option<&'static str> {
+        hie_hl7def::normalize_version(category).or_else(|| {
+            let base = self.categories.get(category).or_else(|| {
+                self.categories
+                    .iter()
+                    .find(|(k, _)| k.eq_ignore_ascii_case(category))
+                    .map(|(_, v)| v)
+            })?;
+            hie_hl7def::normalize_version(base)
+        })
+    }
+
     /// Evaluates the rules for `doc` sent by the item `source`, with the rule
     /// set in effect now (UTC).
     pub fn evaluate(&self, doc: &Document<'_>, source: &str) -> Outcome {

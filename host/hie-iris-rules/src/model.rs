@@ -26,6 +26,9 @@ pub struct RuleSet {
     /// Message structures used by group paths, by `VERSION:STRUCTURE` (e.g. `2.5:ORU_R01`).
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub structures: BTreeMap<String, Vec<Node>>,
+    /// Custom schema categories of the import → their base HL7 version.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub categories: BTreeMap<String, String>,
 }
 
 /// One `<ruleSet>`: rules in effect between two times (empty = open ended).

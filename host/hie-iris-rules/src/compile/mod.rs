@@ -183,6 +183,7 @@ pub fn compile(xml: &str, ctx: &CompileContext) -> Result<Compiled, CompileError
             sets,
             lookups,
             structures: c.structures,
+            categories: ctx.custom_categories.clone(),
         },
         warnings: c.warnings,
         disabled: c.disabled,

@@ -691,3 +691,34 @@ fn a_rule_disabled_for_one_clause_says_all_its_clauses_are_lost() {
     );
     assert!(run(&c, ADT_A01, "x").targets().is_empty());
 }
+
+#[test]
+fn the_receiving_services_category_replaces_msh_12() {
+    // IRIS takes the category from the service's MessageSchemaCategory, not MSH-12
+    let mut cx = ctx();
+    cx.custom_categories.insert("HospADT".into(), "2.5".into());
+    let xml = definition(
+        r#"<rule><constraint name="docCategory" value="HospADT"/>
+           <when condition="HL7.DocType=&quot;HospADT:ADT_A01&quot; &amp;&amp; HL7.{PV1:PatientClass}=&quot;I&quot;"><send transform="" target="hit"/></when></rule>
+           <rule><constraint name="docCategory" value="2.4"/><when condition="1"><send transform="" target="v24"/></when></rule>"#,
+    );
+    let c = compile(&xml, &cx).unwrap();
+    assert!(c.disabled.is_empty(), "{:?}", c.disabled);
+    let set = RuleSet::from_json(&c.rule_set.to_json()).unwrap();
+    assert_eq!(set.category_version("HospADT"), Some("2.5"));
+    assert_eq!(set.category_version("hospadt"), Some("2.5"));
+    assert_eq!(set.category_version("2.3.1"), Some("2.3.1"));
+    assert_eq!(set.category_version("Unknown"), None);
+    // the message says 2.3: by MSH-12 no rule matches
+    let msg = ADT_A01.replace("|P|2.5\r", "|P|2.3\r");
+    let m = hie_hl7::Message::parse(msg.as_bytes()).unwrap();
+    assert!(set.evaluate(&Document::new(&m), "x").targets().is_empty());
+    let doc = Document::new(&m).with_category("HospADT", set.category_version("HospADT"));
+    assert_eq!(doc.doc_type(), "HospADT:ADT_A01");
+    assert_eq!(set.evaluate(&doc, "x").targets(), ["hit"]);
+    let doc = Document::new(&m).with_category("2.4", set.category_version("2.4"));
+    assert_eq!(set.evaluate(&doc, "x").targets(), ["v24"]);
+    // a service category 2.5 is not the custom category HospADT (even if based on 2.5)
+    let doc = Document::new(&m).with_category("2.5", set.category_version("2.5"));
+    assert!(set.evaluate(&doc, "x").targets().is_empty());
+}

@@ -53,6 +53,10 @@ pub struct Router {
     no_match: NoMatch,
     /// IRIS mode: the compiled IRIS rule definition (setting `iris-rules`).
     iris: Option<RuleSet>,
+    /// IRIS mode: the schema category of messages from each source
+    /// (`schema-category.SOURCE`), and of the others (`schema-category`).
+    categories: Vec<(String, String)>,
+    default_category: Option<String>,
 }
 
 impl Plugin for Router {
@@ -76,6 +80,14 @@ impl Plugin for Router {
                 Some(RuleSet::from_json(json).map_err(|e| format!("setting `iris-rules`: {e}"))?)
             }
         };
+        self.default_category = settings.get("schema-category").map(str::to_owned);
+        self.categories = settings
+            .iter()
+            .filter_map(|(k, v)| Some((k.strip_prefix("schema-category.")?.to_owned(), v.to_owned())))
+            .collect();
+        if self.iris.is_none() && (self.default_category.is_some() || !self.categories.is_empty()) {
+            return Err("settings `schema-category…` apply to `iris-rules` only".into());
+        }
         if self.rules.is_empty() && self.iris.is_none() {
             return Err(
                 "no rules: add settings rule.1, rule.2, … (CONDITION -> TARGET), or iris-rules".into(),
@@ -112,7 +124,17 @@ impl Plugin for Router {
     fn on_message(&mut self, msg: Message) -> Result<Outcome, Failure> {
         let hl7 = msg.parse_hl7()?;
         if let Some(iris) = &self.iris {
-            let decided = iris.evaluate(&Document::from_owned(hl7.as_owned()), msg.source());
+            let mut doc = Document::from_owned(hl7.as_owned());
+            let category = self
+                .categories
+                .iter()
+                .find(|(source, _)| source == msg.source())
+                .map(|(_, c)| c)
+                .or(self.default_category.as_ref());
+            if let Some(c) = category {
+                doc = doc.with_category(c, iris.category_version(c));
+            }
+            let decided = iris.evaluate(&doc, msg.source());
             for e in &decided.errors {
                 hie_sdk::host::warn(&format!("iris rules {}: {e}", iris.name));
             }
@@ -341,6 +363,31 @@ mod tests {
         assert_eq!(h.counter("no-match"), 1);
         let mut h = router(&[("iris-rules", &json), ("default", "unrouted")]);
         assert_eq!(h.hl7(siu).unwrap().targets(), ["unrouted"]);
+    }
+
+    #[test]
+    fn the_schema_category_of_the_sending_service_applies() {
+        let xml = r#"<ruleDefinition><ruleSet>
+          <rule><constraint name="docCategory" value="2.5.1"/><when condition="1"><send transform="" target="v251"/></when></rule>
+          <rule><constraint name="docType" value="2.5:ADT_A01"/><when condition="1"><send transform="" target="v25"/></when></rule>
+        </ruleSet></ruleDefinition>"#;
+        let json = iris_json(xml);
+        // MSH-12 says 2.5
+        let mut h = router(&[("iris-rules", &json)]);
+        assert_eq!(h.hl7(ADT_A01).unwrap().targets(), ["v25"]);
+        let mut h = router(&[("iris-rules", &json), ("schema-category", "2.5.1")]);
+        assert_eq!(h.hl7(ADT_A01).unwrap().targets(), ["v251"]);
+        // the harness's sender is `test`
+        let mut h = router(&[
+            ("iris-rules", &json),
+            ("schema-category", "2.5.1"),
+            ("schema-category.test", "2.5"),
+        ]);
+        assert_eq!(h.hl7(ADT_A01).unwrap().targets(), ["v25"]);
+        let err = router(&[("rule.1", "MSH-9 exists -> a"), ("schema-category", "2.5")])
+            .init()
+            .unwrap_err();
+        assert_eq!(err, "settings `schema-category…` apply to `iris-rules` only");
     }
 
     #[test]
