@@ -112,7 +112,8 @@ function check(cond, what) {
 
 const out = [];
 out.push('# HL7 v2 definitions converted from the npm package hl7-dictionary 1.0.1 (MIT,');
-out.push('# Copyright (c) Fernando Serrano) by tools/convert.js. Do not edit by hand.');
+out.push('# Copyright (c) Fernando Serrano), with structure, field and component names from the');
+out.push('# PyPI package hl7apy 1.3.5 (MIT, Copyright (c) CRS4), by tools/convert.js. Do not edit by hand.');
 out.push('# Format (one record per line, fields separated by a single space, the');
 out.push('# description always last so it may contain spaces):');
 out.push('#   T STRUCTURE EVENT...          table 0354: message structure -> trigger events');
