@@ -166,7 +166,12 @@ fn a_directory_imports_the_same_production_as_its_files() {
         files.path(),
     );
     import(&["udl"], dir.path());
-    let toml = |d: &Path| std::fs::read_to_string(d.join("production.toml")).unwrap();
+    // the same, but for the header comment naming the inputs as given
+    let toml = |d: &Path| {
+        let text = std::fs::read_to_string(d.join("production.toml")).unwrap();
+        assert!(text.starts_with("# Imported from"), "{text}");
+        text.lines().skip(1).collect::<Vec<_>>().join("\n")
+    };
     assert_eq!(toml(files.path()), toml(dir.path()));
 }
 
@@ -481,8 +486,17 @@ fn mllp_routes(inbound: u16, pas: &Sink, lab: &Sink, engine: &Proc) {
         // AckMode Immed: the ACK says the message was received, whatever the routing
         assert_eq!(ack_code(&mllp_call(inbound, m)).0, "AA", "{}", engine.dump());
     }
-    assert_eq!(pas.wait_for(1), vec![adt]);
-    assert_eq!(lab.wait_for(1), vec![own]);
+    let texts = |messages: Vec<Vec<u8>>| messages.iter().map(|m| text(m)).collect::<Vec<_>>();
+    assert_eq!(
+        texts(pas.wait_for(1)),
+        texts(vec![adt]),
+        "the PAS did not get the ADT"
+    );
+    assert_eq!(
+        texts(lab.wait_for(1)),
+        texts(vec![own]),
+        "the lab did not get our patient's result"
+    );
     std::thread::sleep(Duration::from_millis(1000));
     assert_eq!(pas.messages().len(), 1, "the PAS got more than the ADT");
     assert_eq!(
