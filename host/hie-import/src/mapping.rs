@@ -165,6 +165,8 @@ struct Ctx<'a> {
     used_defaults: Vec<At>,
     shadowed: Vec<(At, At)>,
     actor_pool: i64,
+    /// Services' MessageSchemaCategory: (service, its targets, category).
+    categories: Vec<(String, Vec<String>, String)>,
     mapped: Mapped,
 }
 
@@ -178,6 +180,14 @@ impl ItemWork<'_> {
     fn line(&mut self, text: String) {
         self.report.lines.push(text);
     }
+
+    /// Mark the item disabled; a second reason is added to the first.
+    fn disable(&mut self, reason: String) {
+        self.report.disabled = Some(match self.report.disabled.take() {
+            Some(first) => format!("{first}; {reason}"),
+            None => reason,
+        });
+    }
 }
 
 /// Map `production` using what else was `found` (rules, lookups, defaults, classes).
@@ -189,6 +199,7 @@ pub fn map(production: &Production, found: &Found) -> Mapped {
         used_defaults: Vec::new(),
         shadowed: Vec::new(),
         actor_pool: 1,
+        categories: Vec::new(),
         mapped: Mapped {
             name: production.name.clone(),
             at: Some(production.at.clone()),
@@ -212,6 +223,7 @@ pub fn map(production: &Production, found: &Found) -> Mapped {
         }
         ctx.item(item);
     }
+    ctx.router_categories();
     ctx.default_report();
     ctx.mapped
 }
@@ -371,6 +383,18 @@ impl Ctx<'_> {
         }
         if let Some(v) = self.value(w, "PoolSize", None) {
             match v.value.parse::<i64>() {
+                Ok(0) if matches!(known(&w.item.class), Some(Known::TcpService | Known::FileService)) => {
+                    w.disable(
+                        "PoolSize 0: IRIS starts no job for this business service, so it takes in nothing; set enabled = true to run it"
+                            .into(),
+                    );
+                    Self::mapped_line(
+                        w,
+                        "PoolSize",
+                        &v,
+                        "`enabled = false` (a service without a job in IRIS)",
+                    );
+                }
                 Ok(0) => {
                     out.pool_size = Some(self.actor_pool);
                     let to = format!(
@@ -494,12 +518,12 @@ impl Ctx<'_> {
                 }
                 _ => {
                     out.adapter.push(("port", Toml::Int(0)));
-                    w.report.disabled = Some(format!("Port {:?} is not a TCP port", v.value));
+                    w.disable(format!("Port {:?} is not a TCP port", v.value));
                 }
             },
             None => {
                 out.adapter.push(("port", Toml::Int(0)));
-                w.report.disabled = Some("no Port setting (on the item or in the system defaults)".into());
+                w.disable("no Port setting (on the item or in the system defaults)".into());
             }
         }
         let ack = self.value(w, "AckMode", Some(Target::Host));
@@ -532,7 +556,7 @@ impl Ctx<'_> {
             )),
         }
         self.targets(w, out);
-        self.schema_category(w);
+        self.schema_category(w, &out.targets);
         for name in [
             "JobPerConnection",
             "StayConnected",
@@ -561,21 +585,26 @@ impl Ctx<'_> {
         self.hl7_host_settings(w);
     }
 
-    fn schema_category(&mut self, w: &mut ItemWork<'_>) {
+    fn schema_category(&mut self, w: &mut ItemWork<'_>, targets: &[String]) {
         if let Some(v) = self.value(w, "MessageSchemaCategory", Some(Target::Host)) {
             let base = self.found.categories.get(&v.value).map(|(b, _)| b.clone());
             let note = match base {
-                Some(b) => format!("custom category based on {b}; rules resolve its names through {b}"),
-                None => "rules resolve names through this HL7 version".into(),
+                Some(b) => format!("a custom category based on {b}"),
+                None => "an HL7 version".into(),
             };
             Self::mapped_line(
                 w,
                 "MessageSchemaCategory",
                 &v,
                 &format!(
-                    "not needed by HIE to parse (HL7 is parsed by position); {note}; no schema validation is done"
+                    "setting `schema-category.{}` of the routers it sends to ({note}; rules resolve names and docType through it); no schema validation is done",
+                    w.item.name
                 ),
             );
+            if !v.value.is_empty() {
+                self.categories
+                    .push((w.item.name.clone(), targets.to_vec(), v.value.clone()));
+            }
         }
     }
 
@@ -666,7 +695,7 @@ impl Ctx<'_> {
             other => {
                 out.adapter
                     .push(("dir", Toml::Str(format!("unset/{}", safe_dir(&w.item.name)))));
-                w.report.disabled = Some("no FilePath (on the item or in the system defaults)".into());
+                w.disable("no FilePath (on the item or in the system defaults)".into());
                 if let Some(v) = other {
                     self.not_carried(w, "FilePath", &v, "empty");
                 }
@@ -753,7 +782,7 @@ impl Ctx<'_> {
             }
         }
         self.targets(w, out);
-        self.schema_category(w);
+        self.schema_category(w, &out.targets);
         self.hl7_host_settings(w);
     }
 
@@ -762,14 +791,14 @@ impl Ctx<'_> {
         out.plugin = Some("hl7-router".into());
         let Some(v) = self.value(w, "BusinessRuleName", Some(Target::Host)) else {
             out.plugin = Some("passthrough".into());
-            w.report.disabled = Some("no BusinessRuleName: the router has no rules".into());
+            w.disable("no BusinessRuleName: the router has no rules".into());
             return;
         };
         let rule = self.found.rules.iter().find(|r| r.class == v.value);
         match rule {
             None => {
                 out.plugin = Some("passthrough".into());
-                w.report.disabled = Some(format!("rule class {} is not among the inputs", v.value));
+                w.disable(format!("rule class {} is not among the inputs", v.value));
                 self.not_carried(
                     w,
                     "BusinessRuleName",
@@ -803,7 +832,7 @@ impl Ctx<'_> {
                 }
                 Err(e) => {
                     out.plugin = Some("passthrough".into());
-                    w.report.disabled = Some(format!("rule class {} cannot be compiled: {e}", v.value));
+                    w.disable(format!("rule class {} cannot be compiled: {e}", v.value));
                     self.not_carried(
                         w,
                         "BusinessRuleName",
@@ -887,7 +916,7 @@ impl Ctx<'_> {
             }
             _ => {
                 out.adapter.push(("host", Toml::Str("127.0.0.1".into())));
-                w.report.disabled = Some("no IPAddress (on the item or in the system defaults)".into());
+                w.disable("no IPAddress (on the item or in the system defaults)".into());
             }
         }
         match self.value(w, "Port", Some(Target::Adapter)) {
@@ -898,12 +927,12 @@ impl Ctx<'_> {
                 }
                 _ => {
                     out.adapter.push(("port", Toml::Int(1)));
-                    w.report.disabled = Some(format!("Port {:?} is not a TCP port", v.value));
+                    w.disable(format!("Port {:?} is not a TCP port", v.value));
                 }
             },
             None => {
                 out.adapter.push(("port", Toml::Int(1)));
-                w.report.disabled = Some("no Port (on the item or in the system defaults)".into());
+                w.disable("no Port (on the item or in the system defaults)".into());
             }
         }
         for (iris, ours, default) in [
@@ -1000,7 +1029,7 @@ impl Ctx<'_> {
             _ => {
                 out.adapter
                     .push(("dir", Toml::Str(format!("unset/{}", safe_dir(&w.item.name)))));
-                w.report.disabled = Some("no FilePath (on the item or in the system defaults)".into());
+                w.disable("no FilePath (on the item or in the system defaults)".into());
             }
         }
         let filename = match self.value(w, "Filename", Some(Target::Host)) {
@@ -1022,7 +1051,7 @@ impl Ctx<'_> {
             }
         };
         if let Err(e) = hie_config::FilenameSpec::parse(&filename) {
-            w.report.disabled = Some(format!("Filename {filename:?}: {e}"));
+            w.disable(format!("Filename {filename:?}: {e}"));
             out.adapter.push(("filename", Toml::Str("{id}.hl7".into())));
         } else {
             out.adapter.push(("filename", Toml::Str(filename)));
@@ -1152,7 +1181,7 @@ impl Ctx<'_> {
                 "kept as a comment (the placeholder forwards nothing)",
             );
         }
-        w.report.disabled = Some(reason);
+        w.disable(reason);
         for s in w.item.settings.clone() {
             if w.consumed.insert(s.name.clone()) {
                 let v = Value {
@@ -1242,6 +1271,28 @@ impl Ctx<'_> {
                     w.item.class
                 );
                 self.not_carried(w, &s.name, &v, &why);
+            }
+        }
+    }
+
+    /// A router in IRIS mode gets the schema category of each service sending to it.
+    fn router_categories(&mut self) {
+        for out in self.mapped.items.iter_mut() {
+            if out.plugin.as_deref() != Some("hl7-router")
+                || !out.settings.iter().any(|(k, _)| k == "iris-rules")
+            {
+                continue;
+            }
+            for (source, targets, category) in &self.categories {
+                if targets.contains(&out.name) {
+                    out.settings
+                        .push((format!("schema-category.{source}"), category.clone()));
+                    if let Some(r) = self.mapped.reports.iter_mut().find(|r| r.name == out.name) {
+                        r.lines.push(format!(
+                            "`schema-category.{source}` = {category:?}: the MessageSchemaCategory of `{source}`, which sends to this router"
+                        ));
+                    }
+                }
             }
         }
     }

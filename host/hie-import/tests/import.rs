@@ -86,6 +86,9 @@ fn udl_production_maps_items_settings_rules_and_defaults() {
     assert_eq!(rules["sets"][0]["rules"].as_array().unwrap().len(), 2);
     assert_eq!(i.rule_files.len(), 1);
     assert_eq!(p.log.items["Router"], "debug");
+    // the file service's MessageSchemaCategory goes to the router it sends to
+    assert_eq!(router.settings["schema-category.HL7 Datei Eingang"], "2.5");
+    assert!(!router.settings.contains_key("schema-category.HL7 TCP In"));
 
     let adt_out = p.item("ADT Out").unwrap();
     let Some(AdapterConfig::FileOut(o)) = &adt_out.adapter else {
@@ -202,6 +205,7 @@ fn export_package_maps_cdata_lookups_schemas_and_non_hl7_classes() {
         rules["lookups"]["Stationen"].is_object(),
         "lookup tables go into the rules: {rules}"
     );
+    assert_eq!(router.settings["schema-category.Eingang Süd"], "MyHL7");
 }
 
 #[test]
