@@ -373,7 +373,8 @@ impl Run<'_, '_, '_> {
             }
             Locator::Grouped(steps) => {
                 let key = doc.structure_key().ok_or(())?;
-                let nodes = self.rules.structures.get(&key).ok_or(())?;
+                let i = *self.rules.structures.get(&key).ok_or(())?;
+                let nodes = self.rules.trees.get(i).ok_or(())?;
                 let tree = doc.tree(&key, nodes);
                 let mut list = false;
                 let mut count = false;

@@ -23,9 +23,13 @@ pub struct RuleSet {
     /// Lookup tables the conditions use (`Lookup`, `Exists`), by table name.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub lookups: BTreeMap<String, BTreeMap<String, String>>,
-    /// Message structures used by group paths, by `VERSION:STRUCTURE` (e.g. `2.5:ORU_R01`).
+    /// Message structures used by group paths: `VERSION:STRUCTURE` (e.g.
+    /// `2.5:ORU_R01`) → an index into [`RuleSet::trees`].
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
-    pub structures: BTreeMap<String, Vec<Node>>,
+    pub structures: BTreeMap<String, usize>,
+    /// The distinct structure trees (versions often share them).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub trees: Vec<Vec<Node>>,
     /// Custom schema categories of the import → their base HL7 version.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub categories: BTreeMap<String, String>,

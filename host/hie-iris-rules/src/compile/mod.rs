@@ -170,6 +170,19 @@ pub fn compile(xml: &str, ctx: &CompileContext) -> Result<Compiled, CompileError
             .filter_map(|t| ctx.lookup_tables.get(t).map(|v| (t.clone(), v.clone())))
             .collect()
     };
+    // versions share most structures: each distinct tree once
+    let mut trees: Vec<Vec<Node>> = Vec::new();
+    let mut structures = BTreeMap::new();
+    for (key, tree) in std::mem::take(&mut c.structures) {
+        let i = match trees.iter().position(|t| *t == tree) {
+            Some(i) => i,
+            None => {
+                trees.push(tree);
+                trees.len() - 1
+            }
+        };
+        structures.insert(key, i);
+    }
     let alias = root.attribute("alias").unwrap_or_default();
     let name = if alias.is_empty() {
         ctx.file.display().to_string()
@@ -182,7 +195,8 @@ pub fn compile(xml: &str, ctx: &CompileContext) -> Result<Compiled, CompileError
             name,
             sets,
             lookups,
-            structures: c.structures,
+            structures,
+            trees,
             categories: ctx.custom_categories.clone(),
         },
         warnings: c.warnings,
