@@ -1158,7 +1158,8 @@ impl Ctx<'_> {
                 item: w.item.name.clone(),
             });
             format!(
-                "custom class {class}{defined} cannot run in HIE; a {kind} plugin skeleton is in plugins-src/{crate_name}: port the logic, `hie plugin build` it and point `plugin` at the .wasm"
+                "custom class {class}{defined} cannot run in HIE; {} {kind} plugin skeleton is in plugins-src/{crate_name}: port the logic, `hie plugin build` it and point `plugin` at the .wasm",
+                if kind == "operation" { "an" } else { "a" }
             )
         };
         match kind {
@@ -1200,35 +1201,22 @@ impl Ctx<'_> {
 
     /// service, process or operation: from the superclasses, the class name, then the routes.
     fn guess_kind(&self, item: &Item, supers: &[String]) -> &'static str {
-        let words: Vec<&str> = supers
-            .iter()
-            .map(String::as_str)
-            .chain([item.class.as_str()])
-            .collect();
-        for w in &words {
-            let l = w.to_ascii_lowercase();
-            if l.contains("businessservice")
-                || l.contains(".service.")
-                || l.ends_with("service")
-                || l.contains(".bs.")
-            {
-                return "service";
-            }
-            if l.contains("businessoperation")
-                || l.contains(".operation.")
-                || l.ends_with("operation")
-                || l.contains(".bo.")
-            {
-                return "operation";
-            }
-            if l.contains("businessprocess")
-                || l.contains("router")
-                || l.contains(".process.")
-                || l.ends_with("process")
-                || l.contains(".bp.")
-            {
-                return "process";
-            }
+        if let Some(kind) = supers.iter().find_map(|s| kind_of_word(s)) {
+            return kind;
+        }
+        // IRIS naming habits: ...BS / ...BO / ...BP classes, bpl... processes
+        let last = item.class.rsplit('.').next().unwrap_or_default();
+        if last.ends_with("BS") {
+            return "service";
+        }
+        if last.ends_with("BO") {
+            return "operation";
+        }
+        if last.ends_with("BP") || last.to_ascii_lowercase().starts_with("bpl") {
+            return "process";
+        }
+        if let Some(kind) = kind_of_word(&item.class) {
+            return kind;
         }
         let targeted = self.production.items.iter().any(|other| {
             other
@@ -1333,6 +1321,34 @@ impl Ctx<'_> {
     }
 }
 
+/// The kind a class or superclass name suggests.
+fn kind_of_word(word: &str) -> Option<&'static str> {
+    let l = word.to_ascii_lowercase();
+    if l.contains("businessservice")
+        || l.contains(".service.")
+        || l.ends_with("service")
+        || l.contains(".bs.")
+    {
+        return Some("service");
+    }
+    if l.contains("businessoperation")
+        || l.contains(".operation.")
+        || l.ends_with("operation")
+        || l.contains(".bo.")
+    {
+        return Some("operation");
+    }
+    if l.contains("businessprocess")
+        || l.contains("router")
+        || l.contains(".process.")
+        || l.ends_with("process")
+        || l.contains(".bp.")
+    {
+        return Some("process");
+    }
+    None
+}
+
 /// `|^~\&\r\n` → (`|^~\&`, `\r\n`) as written (escapes kept as text): the five
 /// HL7 separators, then the segment terminator.
 fn split_separators(s: &str) -> (String, String) {
@@ -1395,5 +1411,9 @@ mod tests {
             ("|^~\\&".into(), "\\r\\n".into())
         );
         assert_eq!(split_separators("\\r\\n"), (String::new(), "\\r\\n".into()));
+        assert_eq!(kind_of_word("Ens.BusinessProcessBPL"), Some("process"));
+        assert_eq!(kind_of_word("EnsLib.Kafka.Service"), Some("service"));
+        assert_eq!(kind_of_word("EnsLib.SQL.Operation.GenericOperation"), Some("operation"));
+        assert_eq!(kind_of_word("JBH.Antonum.Iris.Mqtt.MqttBO"), None);
     }
 }
