@@ -1410,3 +1410,33 @@ fn ctl_covers_every_route_with_tables_and_json() {
     let (failed, err) = p.ctl(&["rollback", "mid"]);
     assert!(!failed && err.contains("no previous version"), "{err}");
 }
+
+#[test]
+fn item_log_levels_reach_multi_process_workers() {
+    let sink = Sink::start("sink");
+    let inbound = free_port();
+    let toml = production_toml(
+        inbound,
+        sink.port,
+        Some("hl7-router"),
+        "\n[log.items]\nmid = \"debug\"\n",
+    )
+    .replace(
+        "plugin = \"hl7-router\"\n",
+        "plugin = \"hl7-router\"\nexecution = { mode = \"multi_process\", processes = 1, threads = 1 }\nsettings = { \"rule.1\" = \"MSH-9.1 = ADT -> out\" }\n",
+    );
+    assert!(toml.contains("multi_process"), "{toml}");
+    let p = Running::start(inbound, &toml, &[], &["hl7-router"]);
+    p.send("L1");
+    sink.wait_for(1);
+    // the router's debug line, logged in the worker process, reaches the engine's
+    // log at debug level under the item's name (RUST_LOG=info for everything else)
+    let line = eventually("the worker's debug line", Duration::from_secs(20), || {
+        p.proc.lines_with("rule.1 matched").into_iter().next()
+    });
+    let v: Value = serde_json::from_str(&line).unwrap_or_else(|e| panic!("{e}: {line}"));
+    assert_eq!(v["level"], "DEBUG", "{line}");
+    assert_eq!(v["item"], "mid", "{line}");
+    assert_eq!(v["target"], "hie_worker", "{line}");
+    assert!(p.proc.lines_with("MSH|").is_empty(), "a message body was logged");
+}

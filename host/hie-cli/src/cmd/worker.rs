@@ -50,7 +50,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             "the engine (pid {parent}) is already gone; hie worker is started by hie run, not by hand"
         );
     }
-    init_logging();
+    init_logging(item_level(&args));
     let stdin = std::io::stdin()
         .as_fd()
         .try_clone_to_owned()
@@ -114,9 +114,29 @@ fn serve(args: &Args, stream: &UnixStream) -> anyhow::Result<()> {
     .map_err(|e| anyhow::anyhow!(e))
 }
 
-fn init_logging() {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+/// `[log] level` and `[log.items]` for this worker's item. A production that does
+/// not load gives neither; `serve` reports why.
+fn item_level(args: &Args) -> (Option<String>, Option<String>) {
+    match hie_config::load(&args.production) {
+        Ok(p) => (p.log.level.clone(), p.log.items.get(&args.item).cloned()),
+        Err(_) => (None, None),
+    }
+}
+
+/// Lines go to stderr, which the engine reads and logs again at the same level
+/// under the item's name. The base level is `RUST_LOG`, else `[log] level`, else
+/// `info`; the item's own level (`[log.items]`), if any, then applies to HIE's
+/// and the plugin's lines, louder or quieter, as it does in the engine.
+fn init_logging((level, item): (Option<String>, Option<String>)) {
+    let mut filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(level.as_deref().unwrap_or("info")));
+    if let Some(item) = item {
+        for target in ["hie", "hie_engine", "hie_wasm", "hie_plugin"] {
+            if let Ok(directive) = format!("{target}={item}").parse() {
+                filter = filter.add_directive(directive);
+            }
+        }
+    }
     // the engine prefixes each line with its own time, level and worker id
     tracing_subscriber::fmt()
         .with_env_filter(filter)

@@ -545,9 +545,42 @@ fn forward_output(stream: Option<impl Read + Send + 'static>, item: &str, worker
         .name(format!("{worker}-out"))
         .spawn(move || {
             for line in BufReader::new(stream).lines().map_while(Result::ok) {
-                tracing::info!(target: "hie_worker", item = %item, worker = %worker, pid, "{line}");
+                // the worker writes `LEVEL target: message`: keep its level, so
+                // its warnings stay warnings and the item's log level applies
+                let (level, text) = worker_line(&line);
+                match level {
+                    tracing::Level::ERROR => {
+                        tracing::error!(target: "hie_worker", item = %item, worker = %worker, pid, "{text}")
+                    }
+                    tracing::Level::WARN => {
+                        tracing::warn!(target: "hie_worker", item = %item, worker = %worker, pid, "{text}")
+                    }
+                    tracing::Level::DEBUG => {
+                        tracing::debug!(target: "hie_worker", item = %item, worker = %worker, pid, "{text}")
+                    }
+                    tracing::Level::TRACE => {
+                        tracing::trace!(target: "hie_worker", item = %item, worker = %worker, pid, "{text}")
+                    }
+                    _ => tracing::info!(target: "hie_worker", item = %item, worker = %worker, pid, "{text}"),
+                }
             }
         });
+}
+
+/// The level a worker's log line starts with, and the rest; a line without one
+/// (a panic message, say) is a `WARN` as it is.
+fn worker_line(line: &str) -> (tracing::Level, &str) {
+    let trimmed = line.trim_start();
+    let (word, rest) = trimmed.split_once(' ').unwrap_or((trimmed, ""));
+    let level = match word {
+        "ERROR" => tracing::Level::ERROR,
+        "WARN" => tracing::Level::WARN,
+        "INFO" => tracing::Level::INFO,
+        "DEBUG" => tracing::Level::DEBUG,
+        "TRACE" => tracing::Level::TRACE,
+        _ => return (tracing::Level::WARN, line),
+    };
+    (level, rest.trim_start())
 }
 
 /// The process pools of a running production, one per multi_process item,
@@ -732,5 +765,29 @@ impl PluginFactory for ProcessFactory {
         host: Arc<dyn HostApi>,
     ) -> Result<Box<dyn MessageHook>, PluginError> {
         self.inner.hook_instance(hook, host)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::worker_line;
+    use tracing::Level;
+
+    #[test]
+    fn worker_lines_keep_their_level() {
+        assert_eq!(
+            worker_line(" WARN hie_plugin: slow lookup item=router"),
+            (Level::WARN, "hie_plugin: slow lookup item=router")
+        );
+        assert_eq!(
+            worker_line("ERROR hie::cmd::worker: worker stops"),
+            (Level::ERROR, "hie::cmd::worker: worker stops")
+        );
+        assert_eq!(worker_line("DEBUG x: y"), (Level::DEBUG, "x: y"));
+        assert_eq!(worker_line("TRACE x: y"), (Level::TRACE, "x: y"));
+        assert_eq!(worker_line(" INFO x: y"), (Level::INFO, "x: y"));
+        let panic = "thread 'main' panicked at src/lib.rs:1:1:";
+        assert_eq!(worker_line(panic), (Level::WARN, panic));
+        assert_eq!(worker_line(""), (Level::WARN, ""));
     }
 }
