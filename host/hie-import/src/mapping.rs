@@ -690,7 +690,7 @@ impl Ctx<'_> {
         match self.value(w, "FilePath", Some(Target::Adapter)) {
             Some(v) if !v.value.is_empty() => {
                 out.adapter.push(("dir", Toml::Str(v.value.clone())));
-                Self::mapped_line(w, "FilePath", &v, "`adapter.dir`");
+                Self::mapped_line(w, "FilePath", &v, &path_note("`adapter.dir`", &v.value));
             }
             other => {
                 out.adapter
@@ -717,7 +717,7 @@ impl Ctx<'_> {
         match self.value(w, "ArchivePath", Some(Target::Adapter)) {
             Some(v) if !v.value.is_empty() => {
                 out.adapter.push(("archive_dir", Toml::Str(v.value.clone())));
-                Self::mapped_line(w, "ArchivePath", &v, "`adapter.archive_dir`");
+                Self::mapped_line(w, "ArchivePath", &v, &path_note("`adapter.archive_dir`", &v.value));
             }
             _ => w.line(
                 "`ArchivePath` not set: IRIS deletes a file once processed; HIE keeps it in `<FilePath>/archive` (it never deletes patient data; clean that directory on your own schedule)"
@@ -732,7 +732,10 @@ impl Ctx<'_> {
                 w,
                 "WorkPath",
                 &v,
-                "`adapter.work_dir` (must be on the same file system as FilePath)",
+                &path_note(
+                    "`adapter.work_dir` (must be on the same file system as FilePath)",
+                    &v.value,
+                ),
             );
         }
         match self.value(w, "CallInterval", Some(Target::Adapter)) {
@@ -1024,7 +1027,7 @@ impl Ctx<'_> {
         match self.value(w, "FilePath", Some(Target::Adapter)) {
             Some(v) if !v.value.is_empty() => {
                 out.adapter.push(("dir", Toml::Str(v.value.clone())));
-                Self::mapped_line(w, "FilePath", &v, "`adapter.dir`");
+                Self::mapped_line(w, "FilePath", &v, &path_note("`adapter.dir`", &v.value));
             }
             _ => {
                 out.adapter
@@ -1321,6 +1324,18 @@ impl Ctx<'_> {
     }
 }
 
+/// `to`, with a warning when `path` is a Windows path (`C:\\in`, `\\\\server\\share`),
+/// which is kept as written but names no such directory on this machine.
+fn path_note(to: &str, path: &str) -> String {
+    let b = path.as_bytes();
+    let windows = (b.len() >= 2 && b[0].is_ascii_alphabetic() && b[1] == b':') || path.contains('\\');
+    if windows {
+        format!("{to} — **check it**: a Windows path, kept as written; give the directory on this machine")
+    } else {
+        to.to_string()
+    }
+}
+
 /// The kind a class or superclass name suggests.
 fn kind_of_word(word: &str) -> Option<&'static str> {
     let l = word.to_ascii_lowercase();
@@ -1411,9 +1426,14 @@ mod tests {
             ("|^~\\&".into(), "\\r\\n".into())
         );
         assert_eq!(split_separators("\\r\\n"), (String::new(), "\\r\\n".into()));
+        assert!(path_note("d", "C:\\Test\\in").contains("Windows path"));
+        assert_eq!(path_note("d", "/data/in"), "d");
         assert_eq!(kind_of_word("Ens.BusinessProcessBPL"), Some("process"));
         assert_eq!(kind_of_word("EnsLib.Kafka.Service"), Some("service"));
-        assert_eq!(kind_of_word("EnsLib.SQL.Operation.GenericOperation"), Some("operation"));
+        assert_eq!(
+            kind_of_word("EnsLib.SQL.Operation.GenericOperation"),
+            Some("operation")
+        );
         assert_eq!(kind_of_word("JBH.Antonum.Iris.Mqtt.MqttBO"), None);
     }
 }
