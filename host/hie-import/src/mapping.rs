@@ -1324,7 +1324,7 @@ impl Ctx<'_> {
     }
 }
 
-/// `to`, with a warning when `path` is a Windows path (`C:\\in`, `\\\\server\\share`),
+/// `to`, with a warning when `path` is a Windows path (`C:\in`, `\\server\share`),
 /// which is kept as written but names no such directory on this machine.
 fn path_note(to: &str, path: &str) -> String {
     let b = path.as_bytes();
