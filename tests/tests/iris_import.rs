@@ -519,6 +519,96 @@ fn tcp_service_router_and_tcp_operations_route_over_mllp() {
     mllp_routes(inbound, &pas, &lab, &engine);
 }
 
+/// The export package run as imported: the inbound port and the ICU operation's
+/// address come only from its System Default Settings, the PAS file path from the
+/// production (which beats the default), the routing from the custom category's Z
+/// segment and from the lookup table.
+#[test]
+fn export_package_runs_with_its_default_settings_lookup_table_and_custom_schema() {
+    let icu = Sink::start("icu");
+    let inbound = free_port();
+    let t = tempfile::tempdir().unwrap();
+    let (src, pas_dir, test_dir) = (
+        t.path().join("src"),
+        t.path().join("pas"),
+        t.path().join("test-pas"),
+    );
+    for d in [&src, &pas_dir, &test_dir] {
+        std::fs::create_dir_all(d).unwrap();
+    }
+    let (inbound_s, icu_s) = (inbound.to_string(), icu.port.to_string());
+    let (pas_s, test_s) = (
+        format!("{}/", pas_dir.display()),
+        format!("{}/", test_dir.display()),
+    );
+    copy_with(
+        &samples().join("export/HIE.Samples.Hub.xml"),
+        &src.join("HIE.Samples.Hub.xml"),
+        &[
+            (
+                r#"setting="Port" value="2580""#,
+                &format!(r#"setting="Port" value="{inbound_s}""#),
+            ),
+            (
+                r#"setting="Port" value="2581""#,
+                &format!(r#"setting="Port" value="{icu_s}""#),
+            ),
+            ("/data/prod/pas/", &pas_s),
+            ("/data/test/pas/", &test_s),
+        ],
+    );
+    let prod = t.path().join("prod");
+    import(&[src.to_str().unwrap()], &prod);
+    let engine = run(&prod, &t.path().join("control.sock"));
+    wait_for_port(inbound);
+
+    let adt = std::fs::read(samples().join("messages/hub_adt_a01_icu.hl7")).unwrap();
+    // AckMode App: the ACK waits for the router
+    assert_eq!(ack_code(&mllp_call(inbound, &adt)).0, "AA", "{}", engine.dump());
+    // ZPI-2 = ICU (a segment of the custom category) → the ICU operation
+    assert_eq!(
+        icu.wait_for(1).iter().map(|m| text(m)).collect::<Vec<_>>(),
+        vec![text(&adt)]
+    );
+    // MSH-4 = CLINIC-NORTH, which the lookup table maps to PAS → the PAS file, in the
+    // production's directory (not the default's), named by its Filename spec with an
+    // empty %f (the message did not come from a file)
+    let written = eventually("the PAS file to be written", Duration::from_secs(20), || {
+        let names: Vec<String> = std::fs::read_dir(&pas_dir)
+            .ok()?
+            .filter_map(Result::ok)
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .collect();
+        (!names.is_empty()).then_some(names)
+    });
+    assert_eq!(written.len(), 1, "{written:?}");
+    let name = &written[0];
+    let stamp = name
+        .strip_prefix("ADT_")
+        .and_then(|n| n.strip_suffix("_.hl7"))
+        .unwrap_or("");
+    assert!(
+        stamp.len() == 15
+            && stamp.as_bytes()[8] == b'_'
+            && stamp.bytes().filter(u8::is_ascii_digit).count() == 14,
+        "{name} is not ADT_%Y%m%d_%H%M%S_%f.hl7 with an empty %f"
+    );
+    assert!(
+        dates().iter().any(|d| stamp.starts_with(d.as_str())),
+        "{name} is not dated today"
+    );
+    assert_eq!(
+        segments(&std::fs::read(pas_dir.join(name)).unwrap()),
+        segments(&adt),
+        "the PAS file is not the message"
+    );
+    assert_eq!(
+        std::fs::read_dir(&test_dir).unwrap().count(),
+        0,
+        "the default's directory was used"
+    );
+}
+
 #[test]
 fn hie_run_takes_the_udl_classes_directly() {
     let (pas, lab) = (Sink::start("pas"), Sink::start("lab"));
