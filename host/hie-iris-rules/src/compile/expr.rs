@@ -285,9 +285,19 @@ impl Parser<'_> {
         }
     }
 
+    /// `word` written as an operator (`AND`, `OR`: how the rule editor shows `&&`, `||`).
+    fn eat_word(&mut self, word: &str) -> bool {
+        // only ever reached where an operator may stand, so never a value
+        let is_word = matches!(self.peek(), Some(Tok::Name(n)) if n.eq_ignore_ascii_case(word));
+        if is_word {
+            self.i += 1;
+        }
+        is_word
+    }
+
     fn or(&mut self) -> Result<Expr, String> {
         let mut l = self.and()?;
-        while self.eat_op(&["||"]).is_some() {
+        while self.eat_op(&["||"]).is_some() || self.eat_word("or") {
             let r = self.and()?;
             l = Expr::Bin(BinOp::Or, Box::new(l), Box::new(r));
         }
@@ -296,7 +306,7 @@ impl Parser<'_> {
 
     fn and(&mut self) -> Result<Expr, String> {
         let mut l = self.concat()?;
-        while self.eat_op(&["&&"]).is_some() {
+        while self.eat_op(&["&&"]).is_some() || self.eat_word("and") {
             let r = self.concat()?;
             l = Expr::Bin(BinOp::And, Box::new(l), Box::new(r));
         }
@@ -657,6 +667,12 @@ mod tests {
         assert_eq!(p("1").unwrap(), Expr::Num("1".into()));
         assert_eq!(p("01.50").unwrap(), Expr::Num("1.5".into()));
         assert_eq!(p("-0.5").unwrap(), Expr::Num("-.5".into()));
+    }
+
+    #[test]
+    fn and_or_as_words() {
+        assert_eq!(p("1 AND 0 or 1").unwrap(), p("1 && 0 || 1").unwrap());
+        assert_eq!(p("1 and (0 Or 1)").unwrap(), p("1&&(0||1)").unwrap());
     }
 
     #[test]
