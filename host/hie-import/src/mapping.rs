@@ -165,6 +165,8 @@ struct Ctx<'a> {
     used_defaults: Vec<At>,
     shadowed: Vec<(At, At)>,
     actor_pool: i64,
+    /// Listen ports taken, by item.
+    listen_ports: BTreeMap<u16, String>,
     /// Services' MessageSchemaCategory: (service, its targets, category).
     categories: Vec<(String, Vec<String>, String)>,
     mapped: Mapped,
@@ -200,6 +202,7 @@ pub fn map(production: &Production, found: &Found) -> Mapped {
         shadowed: Vec::new(),
         actor_pool: 1,
         categories: Vec::new(),
+        listen_ports: BTreeMap::new(),
         mapped: Mapped {
             name: production.name.clone(),
             at: Some(production.at.clone()),
@@ -513,7 +516,17 @@ impl Ctx<'_> {
         match self.value(w, "Port", Some(Target::Adapter)) {
             Some(v) => match v.value.parse::<u16>() {
                 Ok(p) if p > 0 => {
-                    out.adapter.push(("port", Toml::Int(i64::from(p))));
+                    if let Some(other) = self.listen_ports.get(&p) {
+                        // IRIS can hold two services on one port as long as one is
+                        // disabled; HIE checks every listener, so this one gets none
+                        out.adapter.push(("port", Toml::Int(0)));
+                        w.disable(format!(
+                            "port {p} is also the port of item `{other}`; IRIS runs only one of them at a time"
+                        ));
+                    } else {
+                        self.listen_ports.insert(p, w.item.name.clone());
+                        out.adapter.push(("port", Toml::Int(i64::from(p))));
+                    }
                     Self::mapped_line(w, "Port", &v, &format!("`adapter.port = {p}`"));
                 }
                 _ => {

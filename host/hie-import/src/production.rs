@@ -154,7 +154,8 @@ fn item(node: roxmltree::Node<'_, '_>, at: &dyn Fn(usize) -> At) -> Item {
         .attribute("Name")
         .filter(|n| !n.trim().is_empty())
         .map(|n| n.trim().to_string())
-        .unwrap_or_else(|| class.clone());
+        .or_else(|| (!class.trim().is_empty()).then(|| class.trim().to_string()))
+        .unwrap_or_else(|| format!("Item at line {}", at(node.range().start).line));
     let attributes = node
         .attributes()
         .filter(|a| a.name() != "Name" && a.name() != "ClassName")

@@ -280,3 +280,39 @@ fn several_productions_need_a_choice() {
     .unwrap();
     assert_eq!(chosen.production.as_deref(), Some("Demo.Export.Production"));
 }
+
+#[test]
+fn a_second_service_on_the_same_port_is_imported_disabled() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("Twin.Production.xml");
+    std::fs::write(
+        &file,
+        r#"<Production Name="Twin.Production">
+  <Item Name="ADT In" ClassName="EnsLib.HL7.Service.TCPService" Enabled="true">
+    <Setting Target="Adapter" Name="Port">6661</Setting>
+  </Item>
+  <Item Name="ADT In (backup)" ClassName="EnsLib.HL7.Service.TCPService" Enabled="false">
+    <Setting Target="Adapter" Name="Port">6661</Setting>
+  </Item>
+</Production>
+"#,
+    )
+    .unwrap();
+    let i = hie_import::import(&[file], &hie_import::Options::default()).unwrap();
+    let p = checked(&i);
+    let Some(AdapterConfig::MllpIn(m)) = &p.item("ADT In").unwrap().adapter else {
+        panic!()
+    };
+    assert_eq!(m.port, 6661);
+    let backup = p.item("ADT In (backup)").unwrap();
+    assert!(!backup.enabled);
+    let Some(AdapterConfig::MllpIn(m)) = &backup.adapter else {
+        panic!()
+    };
+    assert_eq!(m.port, 0);
+    assert!(
+        i.report.contains("port 6661 is also the port of item `ADT In`"),
+        "{}",
+        i.report
+    );
+}

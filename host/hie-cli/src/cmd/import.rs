@@ -100,7 +100,12 @@ pub fn production_for_run(path: &Path) -> anyhow::Result<PathBuf> {
         out.display()
     );
     let file = import_into(&[path.to_path_buf()], &out, &hie_import::Options::default())
-        .with_context(|| format!("cannot import {}", path.display()))?;
+        .with_context(|| {
+            format!(
+                "cannot import {} (to choose a production or see every problem: hie import iris PATH --production NAME --out DIR, then hie run DIR)",
+                path.display()
+            )
+        })?;
     file.ok_or_else(|| anyhow::anyhow!("{}: holds no IRIS production to run (rules only)", path.display()))
 }
 
