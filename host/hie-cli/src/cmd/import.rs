@@ -7,6 +7,14 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 
+/// `println!` that does not panic when stdout is closed early (`| head`).
+macro_rules! say {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stdout().lock(), $($arg)*);
+    }};
+}
+
 /// `hie import` subcommands.
 #[derive(Debug, clap::Subcommand)]
 pub enum ImportCommand {
@@ -57,31 +65,31 @@ fn import_into(
     let report = out.join("IMPORT-REPORT.md");
     match &import.production {
         Some(name) => {
-            println!(
+            say!(
                 "imported IRIS production {name}: {} items ({} disabled), {} settings not carried over, {} rule classes compiled",
                 import.items,
                 import.disabled,
                 import.not_carried,
                 import.rule_files.len()
             );
-            println!("wrote {}", out.join("production.toml").display());
+            say!("wrote {}", out.join("production.toml").display());
         }
-        None => println!(
+        None => say!(
             "no production in the inputs: {} rule classes compiled into {}",
             import.rule_files.len(),
             out.join("rules").display()
         ),
     }
     if !import.skeletons.is_empty() {
-        println!(
+        say!(
             "plugin skeletons for {} custom classes in {}",
             import.skeletons.len(),
             out.join(hie_import::SKELETON_DIR).display()
         );
     }
-    println!("report: {}", report.display());
+    say!("report: {}", report.display());
     if import.disabled > 0 || import.not_carried > 0 {
-        println!("warning: not everything carries over; read the report before running the production");
+        say!("warning: not everything carries over; read the report before running the production");
     }
     Ok(import.production.map(|_| out.join("production.toml")))
 }
@@ -94,7 +102,7 @@ pub fn production_for_run(path: &Path) -> anyhow::Result<PathBuf> {
         return Ok(path.to_path_buf());
     }
     let out = import_dir_for(path);
-    println!(
+    say!(
         "{} is IRIS input: importing it into {}",
         path.display(),
         out.display()
