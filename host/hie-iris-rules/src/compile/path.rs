@@ -231,6 +231,11 @@ pub fn resolve_segment_field(
     if by_sel.is_empty() {
         return Err(last_err);
     }
+    if let [(_, keys)] = by_sel.as_mut_slice()
+        && keys.len() == versions.len()
+    {
+        *keys = vec!["*".into()];
+    }
     Ok(by_sel
         .into_iter()
         .map(|(field, keys)| FieldCandidate { keys, field })
@@ -342,6 +347,13 @@ pub fn resolve(
                     }
                     if candidates.is_empty() {
                         return Err(last_err);
+                    }
+                    // the same position in every version: any message, even one
+                    // whose MSH-12 names no version HIE knows
+                    if let [(_, keys)] = candidates.as_mut_slice()
+                        && keys.len() == schemas.versions.len()
+                    {
+                        *keys = vec!["*".into()];
                     }
                 }
             },

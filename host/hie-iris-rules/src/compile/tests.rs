@@ -412,6 +412,23 @@ fn named_and_numeric_paths() {
 }
 
 #[test]
+fn a_name_at_the_same_position_in_every_version_reads_any_message() {
+    // MSH-12 names no version HIE knows: PV1-2 is PatientClass in all of them
+    let msg = ADT_A01.replace("|P|2.5\r", "|P|9.9\r");
+    assert!(holds("HL7.{PV1:PatientClass}=&quot;I&quot;", &msg));
+    // a name only some versions have needs one of them
+    assert!(!holds(
+        "HL7.{PID:PatientName.familylastname}[&quot;BRIEN&quot;",
+        &msg
+    ));
+    let v231 = ADT_A01.replace("|P|2.5\r", "|P|2.3.1\r");
+    assert!(holds(
+        "HL7.{PID:PatientName.familylastname}[&quot;BRIEN&quot;",
+        &v231
+    ));
+}
+
+#[test]
 fn older_versions_use_their_own_names() {
     let msg = "MSH|^~\\&|PAS|H|HIE|H|20240101||ADT^A01|c1|P|2.3.1\rPID|1||123||SMITH^ANN\rPV1|1|I\r";
     let rules = r#"<rule><constraint name="docCategory" value="2.3.1"/>
