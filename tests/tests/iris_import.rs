@@ -188,6 +188,111 @@ fn valid_input_exits_zero_and_says_what_did_not_carry_over() {
     );
 }
 
+/// The value of attribute `name` in the start tag `tag` (`<Item Name="A" …>`).
+fn attribute<'a>(tag: &'a str, name: &str) -> Option<&'a str> {
+    let at = tag.find(&format!(" {name}=\""))? + name.len() + 3;
+    tag[at..].split('"').next()
+}
+
+/// `(name, class, settings written on it)` of every `<Item>` of a production definition.
+fn items(production: &str) -> Vec<(String, String, Vec<String>)> {
+    let mut out = Vec::new();
+    for chunk in production.split("<Item ").skip(1) {
+        let (tag, rest) = chunk.split_once('>').unwrap();
+        let body = rest.split("</Item>").next().unwrap();
+        let settings = body
+            .split("<Setting ")
+            .skip(1)
+            .filter_map(|s| {
+                attribute(&format!(" {}", s.split('>').next().unwrap()), "Name").map(str::to_owned)
+            })
+            .collect();
+        out.push((
+            attribute(&format!(" {tag}"), "Name").unwrap().to_owned(),
+            attribute(&format!(" {tag}"), "ClassName").unwrap().to_owned(),
+            settings,
+        ));
+    }
+    out
+}
+
+/// The section of IMPORT-REPORT.md about the item `name`.
+fn report_section<'a>(report: &'a str, name: &str) -> &'a str {
+    let head = format!("\n### `{name}`");
+    let start = report
+        .find(&head)
+        .unwrap_or_else(|| panic!("the report has no section for item {name}"));
+    let rest = &report[start + head.len()..];
+    let end = rest
+        .find("\n## ")
+        .into_iter()
+        .chain(rest.find("\n### "))
+        .min()
+        .unwrap_or(rest.len());
+    &rest[..end]
+}
+
+/// Nothing is silently dropped: every setting written on an item in the samples,
+/// and every System Default Setting that applies to an item, is named in that
+/// item's section of the report (mapped, or not carried over with the reason).
+#[test]
+fn every_setting_of_every_sample_item_is_accounted_for_in_the_report() {
+    let mut missing = Vec::new();
+    for (production, inputs) in [
+        (
+            "xml/HIE.Samples.FileRouting.xml",
+            vec![
+                "xml/HIE.Samples.FileRouting.xml",
+                "xml/HIE.Samples.FileRoutingRules.xml",
+            ],
+        ),
+        ("udl/HIE.Samples.MllpRouting.cls", vec!["udl"]),
+        ("export/HIE.Samples.Hub.xml", vec!["export/HIE.Samples.Hub.xml"]),
+    ] {
+        let out = tempfile::tempdir().unwrap();
+        import(&inputs, out.path());
+        let report = std::fs::read_to_string(out.path().join("IMPORT-REPORT.md")).unwrap();
+        let source = std::fs::read_to_string(samples().join(production)).unwrap();
+        let items = items(&source);
+        for (name, _, settings) in &items {
+            let section = report_section(&report, name);
+            for s in settings {
+                if !section.contains(&format!("`{s}`")) {
+                    missing.push(format!("{production}: item {name}: setting {s}"));
+                }
+            }
+        }
+        // System Default Settings (the export): <item production= item= class= setting=>
+        for entry in source.split("<item ").skip(1) {
+            let tag = format!(" {}", entry.split('>').next().unwrap());
+            let (Some(p), Some(i), Some(c), Some(s)) = (
+                attribute(&tag, "production"),
+                attribute(&tag, "item"),
+                attribute(&tag, "class"),
+                attribute(&tag, "setting"),
+            ) else {
+                continue;
+            };
+            if p != "*" && p != "HIE.Samples.Hub.Production" {
+                continue;
+            }
+            for (name, class, _) in &items {
+                if (i == "*" || i == name)
+                    && (c == "*" || c == class)
+                    && !report_section(&report, name).contains(&format!("`{s}`"))
+                {
+                    missing.push(format!("{production}: item {name}: system default {s}"));
+                }
+            }
+        }
+    }
+    assert!(
+        missing.is_empty(),
+        "not named in the item's section of IMPORT-REPORT.md:\n{}",
+        missing.join("\n")
+    );
+}
+
 #[test]
 fn input_that_is_not_iris_exits_non_zero_with_one_line() {
     for file in [
