@@ -593,7 +593,9 @@ impl Run<'_, '_, '_> {
     fn clauses(&mut self, rule: &str, whens: &[When], otherwise: Option<&[Action]>) -> bool {
         for when in whens {
             if truthy(&self.eval(&when.condition)) {
-                self.outcome.fired.push(rule.to_owned());
+                if !when.text.is_empty() {
+                    self.outcome.fired.push(rule.to_owned());
+                }
                 return self.actions(rule, &when.actions);
             }
         }

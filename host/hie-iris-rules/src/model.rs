@@ -118,7 +118,9 @@ pub struct DocType {
 pub struct When {
     /// Line in the source file.
     pub line: usize,
-    /// The condition as written (for logs).
+    /// The condition as written (for logs); empty for the clause the compiler
+    /// wraps around a nested rule or an action written in the rule set, which
+    /// does not count as a rule firing.
     pub text: String,
     /// The compiled condition.
     pub condition: Expr,

@@ -444,7 +444,7 @@ impl Compiler<'_, '_, '_> {
                     let inner = self.rule(child, &format!("{name}/rule#{nested}"));
                     whens.push(When {
                         line: inner.line,
-                        text: "1".into(),
+                        text: String::new(),
                         condition: Expr::Num("1".into()),
                         actions: vec![Action::Rule(Box::new(inner))],
                     });
@@ -516,7 +516,7 @@ impl Compiler<'_, '_, '_> {
             constraints: Constraints::default(),
             whens: vec![When {
                 line,
-                text: "1".into(),
+                text: String::new(),
                 condition: Expr::Num("1".into()),
                 actions,
             }],
@@ -648,7 +648,7 @@ impl Compiler<'_, '_, '_> {
                                 let inner = self.rule(child, &format!("{rule}/rule#{nested}"));
                                 whens.push(When {
                                     line: inner.line,
-                                    text: "1".into(),
+                                    text: String::new(),
                                     condition: Expr::Num("1".into()),
                                     actions: vec![Action::Rule(Box::new(inner))],
                                 });

@@ -569,6 +569,13 @@ fn unnamed_rules_get_irish_names_and_nested_rules_run() {
     assert_eq!(out.sends[0].rule, "rule#1/rule#1");
     assert_eq!(out.deleted_by.as_deref(), Some("rule#2"));
     assert_eq!(run(&c, ADT_A08_OUTPATIENT, "x").targets(), ["outer"]);
+    // a rule that only holds a nested rule fires when the nested one does
+    let c = compiled(
+        r#"<rule name="outer"><rule name="inner"><constraint name="docName" value="ORU_R01"/>
+             <when condition="1"><return/></when></rule></rule>"#,
+    );
+    assert!(run(&c, ADT_A01, "x").fired.is_empty());
+    assert_eq!(run(&c, ORU_R01, "x").fired, ["inner"]);
 }
 
 #[test]
