@@ -181,6 +181,9 @@ fn regex_match(value: &str, pattern: &str) -> Result<bool, String> {
     })
 }
 
+/// The widest `Pad` result (ObjectScript strings are at most 3,641,144 characters).
+const MAX_PAD: i64 = 3_641_144;
+
 fn arg(args: &[String], i: usize) -> &str {
     args.get(i).map(String::as_str).unwrap_or("")
 }
@@ -323,7 +326,8 @@ pub fn call(
                 .collect()
         }
         Func::Pad => {
-            let width = number(b) as i64;
+            // bounded: a width read from a message must not exhaust memory
+            let width = (number(b) as i64).clamp(-MAX_PAD, MAX_PAD);
             let fill = arg(args, 2).chars().next().unwrap_or(' ');
             let len = a.chars().count() as i64;
             let missing = (width.abs() - len).max(0) as usize;
@@ -464,6 +468,7 @@ mod tests {
         assert_eq!(c(Func::Translate, &["abcd", "abc", "AB"]), "ABd");
         assert_eq!(c(Func::Pad, &["7", "-3", "0"]), "007");
         assert_eq!(c(Func::Pad, &["7", "3"]), "7  ");
+        assert_eq!(c(Func::Pad, &["7", "-1E99", "0"]).len(), MAX_PAD as usize);
         assert_eq!(c(Func::If, &["1", "yes", "no"]), "yes");
         assert_eq!(c(Func::If, &["0", "yes", "no"]), "no");
         assert_eq!(c(Func::Not, &["0"]), "1");
