@@ -359,8 +359,17 @@ impl Ctx<'_> {
         }
         self.common_host_settings(&mut w);
         self.leftovers(&mut w);
+        Self::defaults_seen(&mut w);
         if let Some(reason) = &w.report.disabled {
             out.enabled = false;
+            for line in &mut w.report.lines {
+                if line.starts_with("`Enabled`") {
+                    *line = line.replace(
+                        "→ `enabled = true`",
+                        "→ `enabled = false`: disabled by the import (see above)",
+                    );
+                }
+            }
             if iris_enabled {
                 out.comments.push(format!("DISABLED by the import: {reason}"));
             } else {
@@ -1015,7 +1024,6 @@ impl Ctx<'_> {
             "QSize",
             "Endian",
             "UseFileStream",
-            "ArchiveIO",
         ] {
             if let Some(v) = self.value(w, name, None) {
                 let why = match name {
@@ -1025,9 +1033,6 @@ impl Ctx<'_> {
                     "SSLConfig" => "TLS configurations are not imported; set up TLS for the peer separately",
                     _ => "no HIE equivalent",
                 };
-                if name == "ArchiveIO" {
-                    continue; // reported with the common host settings
-                }
                 self.not_carried(w, name, &v, why);
             }
         }
@@ -1258,6 +1263,39 @@ impl Ctx<'_> {
                 && let Some(v) = self.value(w, &name, None)
             {
                 self.not_carried(w, &name, &v, why);
+            }
+        }
+    }
+
+    /// Settings and attributes written with an empty or default value that needs
+    /// nothing in HIE still get their line, so none goes unmentioned.
+    fn defaults_seen(w: &mut ItemWork<'_>) {
+        let written: Vec<Setting> = w
+            .item
+            .attributes
+            .iter()
+            .chain(&w.item.settings)
+            .cloned()
+            .collect();
+        for s in written {
+            let at = format!("{})", s.at);
+            let named = format!("`{}`", s.name);
+            if !w
+                .report
+                .lines
+                .iter()
+                .any(|l| l.starts_with(&named) && l.contains(&at))
+            {
+                let twice = w.item.settings.iter().filter(|o| o.name == s.name).count() > 1;
+                let why = if twice {
+                    "**not carried over** — written twice on this item (Host and Adapter); the other one is used"
+                } else {
+                    "empty or the default; nothing to carry over"
+                };
+                w.line(format!(
+                    "`{}` = {:?} (production definition, {}): {why}",
+                    s.name, s.value, s.at
+                ));
             }
         }
     }

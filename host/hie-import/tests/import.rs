@@ -137,6 +137,11 @@ fn udl_production_maps_items_settings_rules_and_defaults() {
         "{}",
         i.report
     );
+    let line = report_line(&i.report, "Custom Enricher", "Enabled");
+    assert!(
+        line.contains("`enabled = false`: disabled by the import"),
+        "{line}"
+    );
     let line = report_line(&i.report, "Custom Enricher", "Mode");
     assert!(line.contains("Demo.HL7.Production.cls:44"), "{line}");
 
@@ -315,4 +320,35 @@ fn a_second_service_on_the_same_port_is_imported_disabled() {
         "{}",
         i.report
     );
+}
+
+/// No setting is silently dropped: every `<Setting>` line of the sample productions
+/// appears in the report with its name, file and line.
+#[test]
+fn every_setting_of_the_samples_has_a_report_line() {
+    for (dir, file) in [("udl", "Demo.HL7.Production.cls"), ("export", "Demo.Export.xml")] {
+        let i = import(dir);
+        let text = std::fs::read_to_string(inputs(dir).join(file)).unwrap();
+        let mut checked = 0;
+        for (n, line) in text.lines().enumerate() {
+            let Some(rest) = line.trim_start().strip_prefix("<Setting ") else {
+                continue;
+            };
+            let name = rest
+                .split("Name=\"")
+                .nth(1)
+                .and_then(|r| r.split('"').next())
+                .unwrap();
+            let at = format!("{file}:{})", n + 1);
+            assert!(
+                i.report
+                    .lines()
+                    .any(|l| l.contains(&format!("`{name}`")) && l.contains(&at)),
+                "{dir}: setting {name} on line {} has no report line",
+                n + 1
+            );
+            checked += 1;
+        }
+        assert!(checked > 5, "{dir}: only {checked} settings seen");
+    }
 }
