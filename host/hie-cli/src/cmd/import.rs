@@ -117,12 +117,29 @@ pub fn production_for_run(path: &Path) -> anyhow::Result<PathBuf> {
     file.ok_or_else(|| anyhow::anyhow!("{}: holds no IRIS production to run (rules only)", path.display()))
 }
 
-/// IRIS input: a file that is not TOML, or a directory without `production.toml`.
+/// IRIS input: a file that is not TOML, or a directory without `production.toml`
+/// that holds IRIS files (`.cls`, `.xml`, `.lut`, `.esd`); anything else is left to
+/// the production loader and its errors.
 fn is_iris_input(path: &Path) -> bool {
     if path.is_dir() {
-        return !path.join(hie_config::PRODUCTION_FILE).is_file();
+        return !path.join(hie_config::PRODUCTION_FILE).is_file() && holds_iris_files(path, 4);
     }
     path.is_file() && path.extension().is_none_or(|e| e != "toml")
+}
+
+fn holds_iris_files(dir: &Path, depth: usize) -> bool {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return false;
+    };
+    entries.flatten().any(|e| {
+        let p = e.path();
+        if p.is_dir() {
+            return depth > 0 && holds_iris_files(&p, depth - 1);
+        }
+        p.extension()
+            .and_then(|x| x.to_str())
+            .is_some_and(|x| ["cls", "xml", "lut", "esd"].contains(&x.to_ascii_lowercase().as_str()))
+    })
 }
 
 /// `~/.local/share/hie/imported/<input name>` (the system temp directory without a home).
@@ -167,6 +184,10 @@ mod tests {
         std::fs::write(&cls, "Class Demo.Production Extends Ens.Production\n{\n}\n").unwrap();
         assert!(is_iris_input(&cls));
         let iris_dir = tempfile::tempdir().unwrap();
+        // an empty directory is a production directory missing its file, not IRIS input
+        assert!(!is_iris_input(iris_dir.path()));
+        std::fs::create_dir(iris_dir.path().join("src")).unwrap();
+        std::fs::write(iris_dir.path().join("src/Demo.Production.cls"), "Class X\n").unwrap();
         assert!(is_iris_input(iris_dir.path()));
         assert_ne!(
             import_dir_for(&cls),
