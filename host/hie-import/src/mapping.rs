@@ -165,6 +165,8 @@ struct Ctx<'a> {
     used_defaults: Vec<At>,
     shadowed: Vec<(At, At)>,
     actor_pool: i64,
+    /// (item, setting) pairs the mapping looked up.
+    asked: BTreeSet<(String, String)>,
     /// Listen ports taken, by item.
     listen_ports: BTreeMap<u16, String>,
     /// Services' MessageSchemaCategory: (service, its targets, category).
@@ -203,6 +205,7 @@ pub fn map(production: &Production, found: &Found) -> Mapped {
         actor_pool: 1,
         categories: Vec::new(),
         listen_ports: BTreeMap::new(),
+        asked: BTreeSet::new(),
         mapped: Mapped {
             name: production.name.clone(),
             at: Some(production.at.clone()),
@@ -306,6 +309,7 @@ impl Ctx<'_> {
 
     fn value(&mut self, w: &mut ItemWork<'_>, name: &str, target: Option<Target>) -> Option<Value> {
         w.consumed.insert(name.to_string());
+        self.asked.insert((w.item.name.clone(), name.to_string()));
         resolve(
             &self.production.name,
             w.item,
@@ -1364,9 +1368,18 @@ impl Ctx<'_> {
                     "{}: `{}` = {:?}: not applied — for production {:?} / item {:?}, not this production",
                     d.at, d.setting, d.value, d.production, d.item
                 )
+            } else if self.production.items.iter().any(|i| {
+                (d.item == "*" || d.item == i.name)
+                    && (d.class == "*" || d.class == i.class)
+                    && self.asked.contains(&(i.name.clone(), d.setting.clone()))
+            }) {
+                format!(
+                    "{}: `{}` = {:?} (item {}, class {}): not applied — a more specific entry or the production definition gives the value",
+                    d.at, d.setting, d.value, d.item, d.class
+                )
             } else {
                 format!(
-                    "{}: `{}` = {:?} (item {}, class {}): not applied — a more specific entry won, or HIE has no equivalent setting for the items it matches",
+                    "{}: `{}` = {:?} (item {}, class {}): **not carried over** — no item it matches has an HIE equivalent of this setting",
                     d.at, d.setting, d.value, d.item, d.class
                 )
             };

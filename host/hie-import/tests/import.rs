@@ -158,11 +158,15 @@ fn udl_production_maps_items_settings_rules_and_defaults() {
 
     // system defaults: each entry says whether and why it applied
     for (line, says) in [
-        (":5:", "a more specific entry won"),
+        (
+            ":5:",
+            "a more specific entry or the production definition gives the value",
+        ),
         (":6:", "applied"),
         (":7:", "the production definition sets it ("),
         (":8:", "PoolSize cannot be a system default"),
         (":9:", "not this production"),
+        (":10:", "no item it matches has an HIE equivalent"),
     ] {
         let l = i
             .report
