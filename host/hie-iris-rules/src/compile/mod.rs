@@ -707,6 +707,22 @@ impl expr::Resolver for Resolve<'_, '_, '_, '_> {
             }
         }
         let p = path::resolve(body, &w, &self.scope.schemas, &mut self.compiler.structures)?;
+        if kind == expr::PathKind::Curly
+            && let [(segment, _)] = w.steps.as_slice()
+        {
+            let nested = path::nested_only(segment, &self.scope.schemas);
+            if !nested.is_empty() {
+                self.compiler.warnings.push(Warning {
+                    file: self.compiler.ctx.file.clone(),
+                    line: self.scope.line,
+                    message: format!(
+                        "HL7.{{{body}}}: {} only inside a group ({}); IRIS resolves a path in the message structure, HIE reads the first {segment} in the message: write the group path to be sure",
+                        segment,
+                        nested.join("; ")
+                    ),
+                });
+            }
+        }
         Ok(Expr::Path(Box::new(p)))
     }
 

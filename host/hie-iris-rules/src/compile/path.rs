@@ -415,6 +415,50 @@ pub fn resolve(
     })
 }
 
+/// Where a bare segment path (`OBX:5`) differs from IRIS: the structures of
+/// `schemas` that have `segment` only inside a group, with the group path to it.
+pub fn nested_only(segment: &str, schemas: &Schemas) -> Vec<String> {
+    fn find(elements: &'static [Element], segment: &str, prefix: &str) -> Option<String> {
+        for e in elements {
+            match e {
+                Element::Segment(s) if s.name.eq_ignore_ascii_case(segment) => {
+                    return Some(format!("{prefix}{}", s.name));
+                }
+                Element::Group(g) => {
+                    if let Some(p) = find(g.elements, segment, &format!("{prefix}{}.", g.iris_name)) {
+                        return Some(p);
+                    }
+                }
+                _ => {}
+            }
+        }
+        None
+    }
+    let Some(map) = &schemas.structures else {
+        return Vec::new();
+    };
+    let mut out = Vec::new();
+    for (v, structures) in map {
+        for s in structures {
+            let Some(m) = def::message(v, s) else { continue };
+            let top = m
+                .elements
+                .iter()
+                .any(|e| matches!(e, Element::Segment(x) if x.name.eq_ignore_ascii_case(segment)));
+            if top {
+                continue;
+            }
+            if let Some(p) = find(m.elements, segment, "") {
+                let line = format!("{v}:{} has it at {p}", m.name);
+                if !out.contains(&line) {
+                    out.push(line);
+                }
+            }
+        }
+    }
+    out
+}
+
 /// The segment a path ends at (for `Segment.{…}` inside a foreach).
 pub fn final_segment(path: &Path) -> Option<String> {
     path.candidates.iter().find_map(|c| match &c.segments {

@@ -746,3 +746,34 @@ fn the_receiving_services_category_replaces_msh_12() {
     let doc = Document::new(&m).with_category("2.5", set.category_version("2.5"));
     assert!(set.evaluate(&doc, "x").targets().is_empty());
 }
+
+#[test]
+fn a_bare_segment_path_into_a_group_is_warned() {
+    let c = compiled(
+        r#"<rule><constraint name="docName" value="ORU_R01"/><constraint name="docCategory" value="2.5"/>
+           <when condition="HL7.{OBX:3.1}=&quot;WBC&quot; &amp;&amp; HL7.{PID:3.1}=123"><send transform="" target="a"/></when></rule>"#,
+    );
+    assert!(c.disabled.is_empty(), "{:?}", c.disabled);
+    // PID too sits in a group in ORU_R01
+    assert_eq!(c.warnings.len(), 2, "{:?}", c.warnings);
+    assert_eq!((c.warnings[0].line, c.warnings[1].line), (14, 14));
+    assert!(
+        c.warnings[0]
+            .message
+            .contains("2.5:ORU_R01 has it at PIDgrpgrp.ORCgrp.OBXgrp.OBX"),
+        "{}",
+        c.warnings[0].message
+    );
+    assert!(
+        c.warnings[1].message.contains("PIDgrpgrp.PIDgrp.PID"),
+        "{}",
+        c.warnings[1].message
+    );
+    // it still reads the first OBX
+    assert_eq!(run(&c, ORU_R01, "x").targets(), ["a"]);
+    // a segment at the top of the structure is no news
+    let c = compiled(
+        r#"<rule><constraint name="docName" value="ADT_A01"/><when condition="HL7.{PID:3.1}=123"><send transform="" target="a"/></when></rule>"#,
+    );
+    assert!(c.warnings.is_empty(), "{:?}", c.warnings);
+}
