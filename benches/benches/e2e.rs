@@ -579,7 +579,7 @@ fn profile_hot_path(hie: &Hie, settings: &Settings) -> String {
         &format!("perf record on pid {pid}, {messages} messages, 8 connections, window 32"),
     );
     let recorder = std::process::Command::new(perf)
-        .args(["record", "-q", "-F", "199", "--call-graph", "dwarf,16384", "-o"])
+        .args(["record", "-q", "-F", "499", "--call-graph", "dwarf,16384", "-o"])
         .arg(&perf_data)
         .args(["-p", &pid.to_string()])
         .stdout(std::process::Stdio::null())
@@ -603,19 +603,16 @@ fn profile_hot_path(hie: &Hie, settings: &Settings) -> String {
     let mut recorder = recorder;
     let _ = recorder.0.wait();
     running.stop();
-    progress(
-        "profile",
-        "perf report (unwinding the dwarf stacks takes a while)",
-    );
+    progress("profile", "perf report");
     let flat = perf_report(
         perf,
         &perf_data,
-        &["--no-children", "--sort", "dso,sym", "--percent-limit", "0.2"],
+        &["--no-children", "--sort", "dso,sym", "--percent-limit", "0"],
     );
     let inclusive = perf_report(
         perf,
         &perf_data,
-        &["--children", "--sort", "sym", "--percent-limit", "3"],
+        &["--children", "--sort", "sym", "--percent-limit", "0.3"],
     );
     let (flat, inclusive) = match (flat, inclusive) {
         (Ok(f), Ok(i)) => (f, i),
@@ -625,14 +622,81 @@ fn profile_hot_path(hie: &Hie, settings: &Settings) -> String {
     let mut out = format!(
         "Profiled run: router with the SQLite store (`commit` ACK), thread_pool, {messages} 1 KB messages, \
          8 connections × window 32: {:.0} msg/s end to end, all ACKed AA: {}, drained: {drained}; \
-         engine CPU {cpu:.2} s = **{us_per_msg:.0} µs of CPU per message**.\n\n\
-         `perf record -F 199 --call-graph dwarf,16384 -p ENGINE_PID`, then `perf report --no-children \
-         --sort dso,sym` (self time) and `perf report --children --sort sym` (inclusive). \
-         Self time grouped by what the symbol belongs to (µs per message = share × CPU per message):\n\n\
-         | where | share of engine CPU samples | µs per message |\n|---|--:|--:|\n",
+         engine CPU {cpu:.2} s = **{us_per_msg:.0} µs of CPU per message** (engine only; the sender and \
+         sinks are other processes).\n\n\
+         Method: `perf record -F 499 --call-graph dwarf,16384 -p ENGINE_PID` over the batch (CPU-clock \
+         samples of every engine thread), then `perf report --no-inline --children --sort sym` \
+         (inclusive: a function with everything it calls) and `--no-children --sort dso,sym` (self). \
+         µs per message = share of the engine's samples × its CPU per message.\n\n\
+         **By component** (inclusive; rows overlap where one calls the other, e.g. the syscall rows \
+         include the store's fsync and the MLLP writes):\n\n\
+         | component | entry point (inclusive) | share | µs per message |\n|---|---|--:|--:|\n",
         messages as f64 / elapsed,
         report.all_accepted(),
     );
+    // (label, symbols whose inclusive shares add up: they never call each other)
+    let components: [(&str, &[&str]); 13] = [
+        (
+            "store writer thread (SQLite inserts, WAL, fsync)",
+            &["hie_store::writer::Writer::run"],
+        ),
+        ("… of which fsync", &["[k] do_fsync"]),
+        ("… of which WAL writes (pwrite)", &["__libc_pwrite"]),
+        (
+            "engine enqueueing for the store (callers' side)",
+            &["hie_store::batch::WriteBatch::enqueue"],
+        ),
+        ("HL7 parse", &["hie_hl7::message::Message::parse"]),
+        ("ACK building", &["hie_hl7::ack::build_ack"]),
+        (
+            "plugin call (hl7-router in wasmtime)",
+            &["<hie_wasm::instance::WasmPlugin as hie_core::plugin::Plugin>::call"],
+        ),
+        (
+            "routing a plugin's result to the next queues",
+            &["hie_engine::worker::Worker::route"],
+        ),
+        (
+            "queue push and pop (incl. waiting on the condvar)",
+            &[
+                "hie_engine::queue::ItemQueue::pop",
+                "hie_engine::queue::ItemQueue::push_blocking",
+                "hie_engine::queue::ItemQueue::try_push",
+            ],
+        ),
+        (
+            "mllp-out delivery to the sinks (blocking client, send + wait for ACK)",
+            &["MllpOut as hie_engine::plugin::OutboundAdapter>::call"],
+        ),
+        (
+            "inbound MLLP tasks on tokio (read frames, store, ACK)",
+            &["tokio::runtime::task::harness::Harness"],
+        ),
+        (
+            "all system calls (kernel entry)",
+            &["[k] entry_SYSCALL_64_after_hwframe"],
+        ),
+        ("context switches (kernel schedule)", &["[k] schedule"]),
+    ];
+    for (label, needles) in components {
+        let share: f64 = needles
+            .iter()
+            .map(|n| {
+                inclusive
+                    .iter()
+                    .filter(|(_, _, sym)| sym.contains(n))
+                    .map(|r| r.0)
+                    .fold(0.0, f64::max)
+            })
+            .sum();
+        out += &format!(
+            "| {label} | `{}` | {share:.1} % | {:.1} |\n",
+            short(needles[0]).trim_start_matches("[k] "),
+            share / 100.0 * us_per_msg
+        );
+    }
+    out += "\n**By self time**, each sampled function grouped by what it belongs to:\n\n\
+            | where | share | µs per message |\n|---|--:|--:|\n";
     let mut groups: Vec<(&str, f64)> = Vec::new();
     for (pct, dso, sym) in &flat {
         let g = classify(dso, sym);
@@ -642,18 +706,17 @@ fn profile_hot_path(hie: &Hie, settings: &Settings) -> String {
         }
     }
     let listed: f64 = groups.iter().map(|g| g.1).sum();
-    groups.push(("symbols under 0.2 % each, not grouped", (100.0 - listed).max(0.0)));
+    groups.push((
+        "functions under 0.2 % each, not grouped",
+        (100.0 - listed).max(0.0),
+    ));
     groups.sort_by(|a, b| b.1.total_cmp(&a.1));
     for (g, pct) in &groups {
         out += &format!("| {g} | {pct:.1} % | {:.1} |\n", pct / 100.0 * us_per_msg);
     }
-    out += "\nTop symbols by self time:\n\n| self % | object | symbol |\n|--:|---|---|\n";
-    for (pct, dso, sym) in flat.iter().take(25) {
+    out += "\nTop 20 functions by self time:\n\n| self % | object | function |\n|--:|---|---|\n";
+    for (pct, dso, sym) in flat.iter().take(20) {
         out += &format!("| {pct:.1} | {dso} | `{}` |\n", short(sym));
-    }
-    out += "\nHIE functions by inclusive time (≥ 3 % of samples; a caller includes its callees):\n\n| inclusive % | symbol |\n|--:|---|\n";
-    for (pct, _, sym) in inclusive.iter().filter(|(_, _, s)| s.contains("hie_")).take(25) {
-        out += &format!("| {pct:.1} | `{}` |\n", short(sym));
     }
     out
 }
@@ -661,7 +724,7 @@ fn profile_hot_path(hie: &Hie, settings: &Settings) -> String {
 /// `perf report --stdio -g none` rows: (percent, dso, symbol).
 fn perf_report(perf: &str, data: &Path, args: &[&str]) -> Result<Vec<(f64, String, String)>, String> {
     let out = std::process::Command::new(perf)
-        .args(["report", "--stdio", "-g", "none", "-i"])
+        .args(["report", "--stdio", "--no-inline", "-g", "none", "-i"])
         .arg(data)
         .args(args)
         .output()
