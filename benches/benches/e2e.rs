@@ -706,10 +706,7 @@ fn profile_hot_path(hie: &Hie, settings: &Settings) -> String {
         }
     }
     let listed: f64 = groups.iter().map(|g| g.1).sum();
-    groups.push((
-        "functions under 0.2 % each, not grouped",
-        (100.0 - listed).max(0.0),
-    ));
+    groups.push(("not attributed (rounding)", (100.0 - listed).max(0.0)));
     groups.sort_by(|a, b| b.1.total_cmp(&a.1));
     for (g, pct) in &groups {
         out += &format!("| {g} | {pct:.1} % | {:.1} |\n", pct / 100.0 * us_per_msg);
