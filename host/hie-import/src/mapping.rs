@@ -165,6 +165,8 @@ struct Ctx<'a> {
     used_defaults: Vec<At>,
     shadowed: Vec<(At, At)>,
     actor_pool: i64,
+    /// System default entries that only matched settings HIE does not carry over.
+    defaults_not_carried: Vec<At>,
     /// (item, setting) pairs the mapping looked up.
     asked: BTreeSet<(String, String)>,
     /// Listen ports taken, by item.
@@ -206,6 +208,7 @@ pub fn map(production: &Production, found: &Found) -> Mapped {
         categories: Vec::new(),
         listen_ports: BTreeMap::new(),
         asked: BTreeSet::new(),
+        defaults_not_carried: Vec::new(),
         mapped: Mapped {
             name: production.name.clone(),
             at: Some(production.at.clone()),
@@ -363,6 +366,7 @@ impl Ctx<'_> {
         }
         self.common_host_settings(&mut w);
         self.leftovers(&mut w);
+        self.unused_defaults(&mut w);
         Self::defaults_seen(&mut w);
         if let Some(reason) = &w.report.disabled {
             out.enabled = false;
@@ -1304,6 +1308,39 @@ impl Ctx<'_> {
         }
     }
 
+    /// System defaults that match this item for settings its mapping did not use:
+    /// named in the item's section too, with why they do not carry over.
+    fn unused_defaults(&mut self, w: &mut ItemWork<'_>) {
+        let mut names: Vec<String> = self
+            .found
+            .defaults
+            .iter()
+            .filter(|d| {
+                (d.production == "*" || d.production == self.production.name)
+                    && (d.item == "*" || d.item == w.item.name)
+                    && (d.class == "*" || d.class == w.item.class)
+                    && d.setting != "PoolSize"
+                    && !w.consumed.contains(&d.setting)
+            })
+            .map(|d| d.setting.clone())
+            .collect();
+        names.sort();
+        names.dedup();
+        for name in names {
+            let before = self.used_defaults.len();
+            let value = self.value(w, &name, None);
+            // looked up to be reported, not applied
+            let looked_up: Vec<At> = self.used_defaults.drain(before..).collect();
+            self.defaults_not_carried.extend(looked_up);
+            if let Some(v) = value {
+                let why = host_setting_reason(&name)
+                    .map(str::to_string)
+                    .unwrap_or_else(|| format!("no HIE equivalent of this setting for {}", w.item.class));
+                self.not_carried(w, &name, &v, &why);
+            }
+        }
+    }
+
     fn leftovers(&mut self, w: &mut ItemWork<'_>) {
         for s in w.item.settings.clone() {
             if w.consumed.insert(s.name.clone()) {
@@ -1352,6 +1389,11 @@ impl Ctx<'_> {
                 format!(
                     "{}: `PoolSize` = {:?}: **not applied** — PoolSize cannot be a system default (IRIS documentation)",
                     d.at, d.value
+                )
+            } else if self.defaults_not_carried.contains(&d.at) && !self.used_defaults.contains(&d.at) {
+                format!(
+                    "{}: `{}` = {:?} (production {}, item {}, class {}): **not carried over** — the items it matches have no HIE equivalent of this setting (named in their sections)",
+                    d.at, d.setting, d.value, d.production, d.item, d.class
                 )
             } else if self.used_defaults.contains(&d.at) {
                 format!(

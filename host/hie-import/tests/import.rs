@@ -106,6 +106,12 @@ fn udl_production_maps_items_settings_rules_and_defaults() {
         "{line}"
     );
 
+    // a default for a setting with no HIE equivalent is named in each item it matches
+    let line = report_line(&i.report, "ADT Out", "AlertGracePeriod");
+    assert!(
+        line.contains("system default setting") && line.contains("not carried over"),
+        "{line}"
+    );
     let lab = p.item("Lab TCP Out").unwrap();
     let Some(AdapterConfig::MllpOut(m)) = &lab.adapter else {
         panic!()
@@ -166,7 +172,7 @@ fn udl_production_maps_items_settings_rules_and_defaults() {
         (":7:", "the production definition sets it ("),
         (":8:", "PoolSize cannot be a system default"),
         (":9:", "not this production"),
-        (":10:", "no item it matches has an HIE equivalent"),
+        (":10:", "the items it matches have no HIE equivalent"),
     ] {
         let l = i
             .report
