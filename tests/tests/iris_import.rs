@@ -100,13 +100,25 @@ fn expect_file(name: &str, actual: &str) {
             .zip(actual.lines())
             .position(|(e, a)| e != a)
             .unwrap_or_else(|| expected.lines().count().min(actual.lines().count()));
+        let (e, a) = (
+            expected.lines().nth(first).unwrap_or("<end>"),
+            actual.lines().nth(first).unwrap_or("<end>"),
+        );
+        // where in the line (the compiled rules are one long line): 80 characters around it
+        let at = e
+            .chars()
+            .zip(a.chars())
+            .position(|(x, y)| x != y)
+            .unwrap_or(e.chars().count().min(a.chars().count()));
+        let window = |l: &str| l.chars().skip(at.saturating_sub(40)).take(80).collect::<String>();
         panic!(
-            "{} differs from the import, first at line {}:\n  expected: {:?}\n  actual:   {:?}\n\
+            "{} differs from the import, first at line {}, character {}:\n  expected: …{}…\n  actual:   …{}…\n\
              (HIE_UPDATE_EXPECTED=1 rewrites it after a deliberate change)\n--- actual ---\n{actual}",
             path.display(),
             first + 1,
-            expected.lines().nth(first).unwrap_or("<end>"),
-            actual.lines().nth(first).unwrap_or("<end>"),
+            at + 1,
+            window(e),
+            window(a),
         );
     }
 }
