@@ -540,6 +540,39 @@ fn metrics_parse_and_count_what_was_sent() {
     );
     assert!(p.proc.lines_with("message body").is_empty());
     assert!(p.proc.lines_with("MSH|").is_empty(), "a message body was logged");
+
+    // outbound MLLP: out's worker opened its connection once and kept it for all N,
+    // and no call failed
+    assert_eq!(get("hie_mllp_out_connections_total{item=out}"), 1.0);
+    assert_eq!(get("hie_mllp_out_connections_open{item=out}"), 1.0);
+    assert!(
+        !metrics.keys().any(|k| k.starts_with("hie_mllp_out_errors_total")),
+        "{metrics:#?}"
+    );
+    // the downstream goes away: the next call fails (stale connection, then refused),
+    // the connection is counted closed and the error by kind
+    drop(sink);
+    p.send("AFTER");
+    let metrics = eventually(
+        "an outbound error in the metrics",
+        Duration::from_secs(20),
+        || {
+            let (_, text) = http(p.admin, "GET", "/metrics", Some(TOKEN), b"");
+            let m = parse_metrics(&text);
+            m.get("hie_mllp_out_errors_total{item=out,kind=connection_refused}")
+                .is_some_and(|v| *v >= 1.0)
+                .then_some(m)
+        },
+    );
+    assert_eq!(
+        metrics.get("hie_mllp_out_connections_open{item=out}"),
+        Some(&0.0),
+        "{metrics:#?}"
+    );
+    assert_eq!(
+        metrics.get("hie_mllp_out_connections_total{item=out}"),
+        Some(&1.0)
+    );
 }
 
 #[test]

@@ -58,6 +58,9 @@ pub struct EngineMetrics {
     mllp_frame_errors: IntCounterVec,
     mllp_timeouts: IntCounterVec,
     mllp_tls_failures: IntCounterVec,
+    mllp_out_open: IntGaugeVec,
+    mllp_out_opened: IntCounterVec,
+    mllp_out_errors: IntCounterVec,
 }
 
 impl std::fmt::Debug for EngineMetrics {
@@ -71,6 +74,31 @@ struct WatchedListener {
     metrics: Arc<ListenerMetrics>,
     /// What was last copied into the counters.
     seen: ListenerStats,
+}
+
+/// The outbound MLLP series of one `mllp-out` operation, bumped by its workers'
+/// clients ([`crate::adapters::outbound`]).
+#[derive(Clone)]
+pub struct MllpOutMetrics {
+    item: String,
+    /// Connections open now (one per worker at most).
+    pub open: prometheus::IntGauge,
+    /// Connections opened so far.
+    pub opened: IntCounter,
+    errors: IntCounterVec,
+}
+
+impl MllpOutMetrics {
+    /// A call that ended in `kind` of error.
+    pub fn error(&self, kind: hie_mllp::ErrorKind) {
+        self.errors.with_label_values(&[&self.item, kind.as_str()]).inc();
+    }
+}
+
+impl std::fmt::Debug for MllpOutMetrics {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "MllpOutMetrics({})", self.item)
+    }
 }
 
 /// The counters of one item, bumped by its workers.
@@ -247,6 +275,25 @@ impl EngineMetrics {
                 "Inbound TLS handshakes that failed",
                 item,
             ),
+            mllp_out_open: gauge(
+                &r,
+                "hie_mllp_out_connections_open",
+                "Outbound (mllp-out) MLLP connections open",
+                item,
+            ),
+            mllp_out_opened: counter(
+                &r,
+                "hie_mllp_out_connections_total",
+                "Outbound (mllp-out) MLLP connections opened, reconnects included",
+                item,
+            ),
+            mllp_out_errors: counter(
+                &r,
+                "hie_mllp_out_errors_total",
+                "Outbound (mllp-out) MLLP calls that got no usable reply, by kind (connection_refused, \
+                 connect_timeout, timeout, reset_by_peer, framing, frame_too_large, tls_handshake, io, ...)",
+                &["item", "kind"],
+            ),
             registry: r,
         }
     }
@@ -268,6 +315,19 @@ impl EngineMetrics {
             restarts: self.restarts.with_label_values(l),
             traps: self.traps.with_label_values(l),
             limit_hits: self.limit_hits.clone(),
+        }
+    }
+
+    /// The outbound MLLP series of `item` (an `mllp-out` operation), made at 0.
+    pub fn mllp_out(&self, item: &str) -> MllpOutMetrics {
+        let l = &[item];
+        self.mllp_out_open.with_label_values(l);
+        self.mllp_out_opened.with_label_values(l);
+        MllpOutMetrics {
+            item: item.to_string(),
+            open: self.mllp_out_open.with_label_values(l),
+            opened: self.mllp_out_opened.with_label_values(l),
+            errors: self.mllp_out_errors.clone(),
         }
     }
 

@@ -123,7 +123,10 @@ impl<'a> Worker<'a> {
     fn create(shared: &'a Arc<Shared>, item: &'a Arc<ItemRuntime>, index: usize) -> Result<Self, String> {
         let config = &item.config;
         let host: Arc<dyn HostApi> = shared.host.clone();
-        let adapter = item.outbound.as_ref().map(|o| o.open(&shared.runtime));
+        let adapter = item
+            .outbound
+            .as_ref()
+            .map(|o| o.open(&shared.runtime, &shared.metrics, &config.name));
         let mut instance: Box<dyn ItemInstance> = match (&config.plugin, adapter) {
             // hot reload (reload.rs): the instance swaps plugin versions between messages
             (Some(_), adapter) => crate::reload::instance(shared, item, index, Arc::clone(&host), adapter)

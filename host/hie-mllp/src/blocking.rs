@@ -26,6 +26,7 @@ pub struct BlockingClient {
     config: ClientConfig,
     connection: Option<Conn>,
     pacing: Pacing,
+    opened: u64,
 }
 
 struct Conn {
@@ -49,6 +50,7 @@ impl BlockingClient {
             pacing: Pacing::new(config.backoff),
             config,
             connection: None,
+            opened: 0,
         })
     }
 
@@ -60,6 +62,11 @@ impl BlockingClient {
     /// True while a connection is open.
     pub fn is_connected(&self) -> bool {
         self.connection.is_some()
+    }
+
+    /// How many connections this client has opened so far (reconnects included).
+    pub fn connections_opened(&self) -> u64 {
+        self.opened
     }
 
     /// Send `frame` and wait for its reply within the ACK timeout; see
@@ -106,6 +113,7 @@ impl BlockingClient {
             match Conn::open(&self.config) {
                 Ok(conn) => {
                     self.connection = Some(conn);
+                    self.opened += 1;
                     self.pacing.succeeded();
                     return Ok(true);
                 }

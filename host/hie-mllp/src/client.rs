@@ -235,6 +235,7 @@ pub struct MllpClient {
     config: ClientConfig,
     connection: Option<Connection>,
     pacing: Pacing,
+    opened: u64,
 }
 
 impl MllpClient {
@@ -244,6 +245,7 @@ impl MllpClient {
             pacing: Pacing::new(config.backoff),
             config,
             connection: None,
+            opened: 0,
         }
     }
 
@@ -255,6 +257,11 @@ impl MllpClient {
     /// True while a connection is open.
     pub fn is_connected(&self) -> bool {
         self.connection.is_some()
+    }
+
+    /// How many connections this client has opened so far (reconnects included).
+    pub fn connections_opened(&self) -> u64 {
+        self.opened
     }
 
     /// Close the connection, if any (the next call reconnects).
@@ -314,6 +321,7 @@ impl MllpClient {
             match Connection::open(&self.config).await {
                 Ok(connection) => {
                     self.connection = Some(connection);
+                    self.opened += 1;
                     self.pacing.succeeded();
                     return Ok(true);
                 }

@@ -13,6 +13,7 @@ use hie_mllp::policy::{FinalAction, ReplyCodeActions, ReplyOutcome};
 use tokio::runtime::Handle;
 
 use crate::error::EngineError;
+use crate::metrics::{EngineMetrics, MllpOutMetrics};
 use crate::outward;
 use crate::plugin::{ItemInstance, OutboundAdapter};
 
@@ -40,8 +41,8 @@ impl OutboundSpec {
         }
     }
 
-    /// A fresh adapter for one worker.
-    pub fn open(&self, runtime: &Handle) -> Box<dyn OutboundAdapter> {
+    /// A fresh adapter for one worker of `item`, counted in `metrics`.
+    pub fn open(&self, runtime: &Handle, metrics: &EngineMetrics, item: &str) -> Box<dyn OutboundAdapter> {
         match self {
             OutboundSpec::Mllp { client, policy } => Box::new(MllpOut {
                 // workers are OS threads: a blocking socket spares the reactor hop
@@ -50,6 +51,9 @@ impl OutboundSpec {
                     None => Client::Async(MllpClient::new(client.clone()), runtime.clone()),
                 },
                 policy: policy.clone(),
+                metrics: metrics.mllp_out(item),
+                connected: false,
+                opened: 0,
             }),
             OutboundSpec::File(f) => Box::new(FileOut::new(f)),
         }
@@ -81,6 +85,37 @@ fn mllp_spec(
 struct MllpOut {
     client: Client,
     policy: ReplyCodeActions,
+    metrics: MllpOutMetrics,
+    /// Whether `metrics.open` counts this worker's connection.
+    connected: bool,
+    /// The client's opened-connections count already added to `metrics.opened`.
+    opened: u64,
+}
+
+impl MllpOut {
+    /// Bring the connection series up to date after a call.
+    fn count_connection(&mut self) {
+        let opened = self.client.connections_opened();
+        self.metrics.opened.inc_by(opened - self.opened);
+        self.opened = opened;
+        let connected = self.client.is_connected();
+        if connected != self.connected {
+            if connected {
+                self.metrics.open.inc();
+            } else {
+                self.metrics.open.dec();
+            }
+            self.connected = connected;
+        }
+    }
+}
+
+impl Drop for MllpOut {
+    fn drop(&mut self) {
+        if self.connected {
+            self.metrics.open.dec();
+        }
+    }
 }
 
 /// The MLLP client of one operation worker: blocking on plain TCP, the async
@@ -104,11 +139,29 @@ impl Client {
             Client::Async(c, _) => &c.config().addr,
         }
     }
+
+    fn is_connected(&self) -> bool {
+        match self {
+            Client::Blocking(c) => c.is_connected(),
+            Client::Async(c, _) => c.is_connected(),
+        }
+    }
+
+    fn connections_opened(&self) -> u64 {
+        match self {
+            Client::Blocking(c) => c.connections_opened(),
+            Client::Async(c, _) => c.connections_opened(),
+        }
+    }
 }
 
 impl OutboundAdapter for MllpOut {
     fn call(&mut self, request: &[u8]) -> Result<Bytes, Failure> {
         let result = self.client.call(request);
+        self.count_connection();
+        if let Err(err) = &result {
+            self.metrics.error(err.kind());
+        }
         let sent_id = hie_hl7::Message::parse(request).ok().and_then(|m| m.control_id());
         let verdict = match &result {
             Ok(reply) => {

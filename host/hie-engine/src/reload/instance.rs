@@ -25,7 +25,10 @@ pub(crate) fn instance(
     let main = Slot::new(shared, item, &host, wanted.current.as_deref(), adapter)?;
     let canary = match wanted.canary.as_deref() {
         Some(v) => {
-            let adapter = item.outbound.as_ref().map(|o| o.open(&shared.runtime));
+            let adapter = item
+                .outbound
+                .as_ref()
+                .map(|o| o.open(&shared.runtime, &shared.metrics, &item.config.name));
             match Slot::new(shared, item, &host, Some(v), adapter) {
                 Ok(slot) => Some(slot),
                 Err(e) => {
@@ -89,7 +92,10 @@ impl Slot {
         host: &Arc<dyn HostApi>,
         version: &PluginVersion,
     ) -> Result<Slot, String> {
-        let adapter = item.outbound.as_ref().map(|o| o.open(&shared.runtime));
+        let adapter = item
+            .outbound
+            .as_ref()
+            .map(|o| o.open(&shared.runtime, &shared.metrics, &item.config.name));
         let mut slot = Slot::new(shared, item, host, Some(version), adapter).map_err(|e| e.to_string())?;
         slot.instance.start()?;
         Ok(slot)
