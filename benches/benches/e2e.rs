@@ -90,7 +90,7 @@ impl Exec {
 enum Load {
     /// `hie send`'s engine, all out.
     Send,
-    /// A paced sender at half of the peak of the same route and store, 16 connections.
+    /// A paced sender at half of the peak of the same route and store, 32 connections.
     HalfPeak,
 }
 
@@ -153,8 +153,8 @@ fn cases() -> Vec<Case> {
         hie("router_store_c64",       Router,       true,  ThreadPool,   KB,       64, 1,  Send),
         hie("router_w32",             Router,       false, ThreadPool,   KB,       8,  32, Send),
         hie("router_store_w32",       Router,       true,  ThreadPool,   KB,       8,  32, Send),
-        hie("router_half_peak",       Router,       false, ThreadPool,   KB,       16, 1,  HalfPeak),
-        hie("router_store_half_peak", Router,       true,  ThreadPool,   KB,       16, 1,  HalfPeak),
+        hie("router_half_peak",       Router,       false, ThreadPool,   KB,       32, 1,  HalfPeak),
+        hie("router_store_half_peak", Router,       true,  ThreadPool,   KB,       32, 1,  HalfPeak),
         peer("peer_c1", 1),
         peer("peer", 8),
         peer("peer_c64", 64),
@@ -1042,7 +1042,7 @@ HIE_BENCH_SCENARIOS=router,peer cargo bench -p hie-benches --bench e2e   # some 
   ÷ messages; each message is stored inbound and once per routed copy, with its hop marks.
   The JSON lines also give the bytes while the engine ran (`store_bytes_while_running`,
   WAL included).
-- *half_peak* rows: a paced sender (16 connections, one frame in flight each) at half of
+- *half_peak* rows: a paced sender (32 connections, one frame in flight each) at half of
   the best msg/s of the same route and store measured earlier in the run, for
   {paced} s; latency counts from each message's scheduled time, so queueing counts.
 - The **Python peer** (`benches/peer/hl7_passthrough.py`, asyncio and `hl7` 0.4.5 from PyPI,
