@@ -152,7 +152,7 @@ fn readiness(engine: &Engine) -> Readiness {
     let mut reasons = Vec::new();
     if !engine.is_ready() {
         reasons.push(
-            "the message store cannot be written, so intake is refused: see the engine log".to_string(),
+            "the message store cannot be written (a write failed, or its disk is full): free space or fix the disk; see the engine log".to_string(),
         );
     }
     for status in engine.status() {

@@ -29,6 +29,8 @@ pub struct SqliteStore {
 
 struct Inner {
     path: PathBuf,
+    /// Free space below which the store does not count as writable ([`StoreConfig::probe_bytes`]).
+    headroom: u64,
     requests: Option<Sender<Request>>,
     writer: Option<JoinHandle<()>>,
     shared: Arc<Shared>,
@@ -121,6 +123,7 @@ impl SqliteStore {
         Ok(SqliteStore {
             inner: Arc::new(Inner {
                 reads: ReadPool::new(path.clone(), config.read_connections),
+                headroom: config.probe_bytes,
                 path,
                 requests: Some(tx),
                 writer: Some(thread),
@@ -242,7 +245,8 @@ impl MessageStore for SqliteStore {
             return false;
         }
         if !self.inner.shared.faulted.load(Ordering::SeqCst) {
-            return true;
+            // an idle store on a full disk has not failed a write yet: ask the file system
+            return free_bytes(&self.inner.path).is_none_or(|free| free >= self.inner.headroom);
         }
         let (done, answer) = pending();
         self.request(Request::Probe(done)).is_ok() && answer.wait().unwrap_or(false)
@@ -317,4 +321,12 @@ pub(crate) fn disk_usage(path: &Path) -> u64 {
     let mut wal = path.as_os_str().to_owned();
     wal.push("-wal");
     size(path) + size(Path::new(&wal))
+}
+
+/// Bytes an unprivileged writer may still use on the file system holding `path`
+/// (`None` when the file system cannot say).
+fn free_bytes(path: &Path) -> Option<u64> {
+    let dir = path.parent().unwrap_or(path);
+    let stat = nix::sys::statvfs::statvfs(dir).ok()?;
+    Some((stat.blocks_available() as u64).saturating_mul(stat.fragment_size() as u64))
 }

@@ -105,3 +105,27 @@ fn full_disk_refuses_intake_until_space_is_freed() {
     let reopened = SqliteStore::open(&data, StoreConfig::default()).unwrap();
     assert_eq!(reopened.count_messages().unwrap(), committed.len() as u64 + 1);
 }
+
+#[test]
+fn an_idle_store_on_a_full_disk_is_not_writable() {
+    let mountpoint = tempfile::tempdir().unwrap();
+    let _mount = match Mount::tmpfs(mountpoint.path(), "8m") {
+        Ok(m) => m,
+        Err(reason) => {
+            eprintln!("skipped: cannot mount a tmpfs to fill ({reason})");
+            return;
+        }
+    };
+    let data = mountpoint.path().join("data");
+    let store = SqliteStore::open(&data, StoreConfig::default()).unwrap();
+    assert!(store.is_writable());
+    // the disk fills up while nothing is written to the store: no write has failed,
+    // and still the store says it cannot take messages
+    let filler = mountpoint.path().join("filler");
+    fill(&filler, 64 * 1024);
+    assert!(!store.is_writable(), "a full disk counted as writable");
+    std::fs::remove_file(&filler).unwrap();
+    assert!(store.is_writable());
+    let (msg, idx) = sized("after", 1024);
+    store.ingest(&msg, &idx, "in").unwrap();
+}
