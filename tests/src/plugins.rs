@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::{Mutex, PoisonError};
 
-/// The repository root: the parent of the running test's or bench's package
+/// The repository root: the nearest ancestor (holding `plugins/` and `Cargo.toml`) of the running test's or bench's package
 /// (cargo sets `CARGO_MANIFEST_DIR` when it runs them), else of this crate as
 /// compiled. The run-time value comes first because a build cache shared by two
 /// checkouts can hand one of them this library compiled in the other.
@@ -15,8 +15,13 @@ pub fn repo_root() -> PathBuf {
         .map(PathBuf::from)
         .into_iter()
         .chain([compiled])
-        .filter_map(|dir| dir.parent().map(Path::to_path_buf))
-        .find(|root| root.join("plugins").is_dir() && root.join("Cargo.toml").is_file())
+        // the running test's crate may sit deeper than `tests/` (e.g. `host/hie-cli`)
+        .find_map(|dir| {
+            dir.ancestors()
+                .skip(1)
+                .find(|root| root.join("plugins").is_dir() && root.join("Cargo.toml").is_file())
+                .map(Path::to_path_buf)
+        })
         .unwrap_or_else(|| PathBuf::from("."))
 }
 
