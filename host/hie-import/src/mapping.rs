@@ -858,7 +858,7 @@ impl Ctx<'_> {
                         "BusinessRuleName",
                         &v,
                         &format!(
-                            "setting `iris-rules` (rule class {} compiled: {} rules, {} disabled; also in rules/{}.json)",
+                            "setting `iris-rules` (rule class {} compiled: {} rules run, {} disabled; also in rules/{}.json)",
                             rule.class, compiled.rules, compiled.disabled, rule.class
                         ),
                     );

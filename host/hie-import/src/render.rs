@@ -243,6 +243,21 @@ pub fn report(m: &Mapped, found: &Found, inputs: &[String], skeleton_dir: &str) 
         }
         out.push('\n');
     }
+    if !found.class_code.is_empty() {
+        let _ = writeln!(
+            out,
+            "## Class code that does not carry over
+"
+        );
+        let _ = writeln!(
+            out,
+            "HIE runs no ObjectScript: members of the production and rule classes other than their XData definitions, and custom base classes (which may add items, settings or callbacks such as `OnStart`), are not imported. Where one matters, do it in deployment or write it as a plugin (`hie plugin new`).\n"
+        );
+        for (at, class, member) in &found.class_code {
+            let _ = writeln!(out, "- `{class}`: `{member}` ({at}): **not carried over**");
+        }
+        out.push('\n');
+    }
     let other_classes: Vec<_> = found
         .classes
         .iter()

@@ -82,6 +82,41 @@ pub struct Found {
     pub classes: BTreeMap<String, ClassInfo>,
     /// Files and documents not used, with why.
     pub skipped: Vec<(At, String)>,
+    /// Code of production and rule classes that does not carry over: where, class,
+    /// member (`ClassMethod OnStart`, `Parameter X`, `Extends My.Base`).
+    pub class_code: Vec<(At, String, String)>,
+}
+
+/// Class member keywords of UDL and of `<Class>` children in an export.
+const MEMBER_KINDS: [&str; 10] = [
+    "Parameter",
+    "Property",
+    "Method",
+    "ClassMethod",
+    "Query",
+    "Index",
+    "ForeignKey",
+    "Trigger",
+    "Projection",
+    "Storage",
+];
+
+/// Members that only serve IRIS's editors, not what runs (`RuleAssistClass`).
+fn is_editor_only(member: &str) -> bool {
+    member == "Parameter RuleAssistClass"
+}
+
+/// The XData blocks the importer reads.
+fn is_read_xdata(name: &str) -> bool {
+    matches!(name, "ProductionDefinition" | "RuleDefinition")
+}
+
+/// Superclasses a production or rule class may have without bringing code along.
+fn is_plain_super(name: &str) -> bool {
+    matches!(
+        name,
+        "Ens.Production" | "Ens.Rule.Definition" | "EnsLib.HL7.MsgRouter.RuleAssist" | "%RegisteredObject"
+    )
 }
 
 /// What a file holds, found by looking at its text.
@@ -308,7 +343,32 @@ impl Found {
                 _ => {}
             }
         }
-        if !used {
+        if used {
+            for sup in supers.iter().filter(|s| !is_plain_super(s)) {
+                self.class_code
+                    .push((at(path, class_line), name.clone(), format!("Extends {sup}")));
+            }
+            for member in class.children().filter(|c| c.is_element()) {
+                let tag = member.tag_name().name();
+                let member_name = member.attribute("name").unwrap_or_default();
+                let is_code = if tag == "XData" {
+                    !is_read_xdata(member_name)
+                } else {
+                    MEMBER_KINDS.contains(&tag)
+                };
+                if is_code && !is_editor_only(&format!("{tag} {member_name}")) {
+                    let line = doc.text_pos_at(member.range().start).row as usize;
+                    let kind = if tag == "Method" && member.children().any(|c| c.has_tag_name("ClassMethod"))
+                    {
+                        "ClassMethod"
+                    } else {
+                        tag
+                    };
+                    self.class_code
+                        .push((at(path, line), name.clone(), format!("{kind} {member_name}")));
+                }
+            }
+        } else {
             self.classes.insert(
                 name,
                 ClassInfo {
@@ -469,7 +529,32 @@ impl Found {
             }
             i = k + 1;
         }
-        if !used {
+        if used {
+            for sup in supers.iter().filter(|s| !is_plain_super(s)) {
+                self.class_code
+                    .push((at(path, class_idx + 1), name.clone(), format!("Extends {sup}")));
+            }
+            for (n, line) in lines.iter().enumerate().skip(class_idx + 1) {
+                let keyword = line.split_whitespace().next().unwrap_or_default();
+                let member_name: String = line[keyword.len()..]
+                    .trim_start()
+                    .chars()
+                    .take_while(|c| c.is_alphanumeric() || *c == '%' || *c == '_' || *c == '.')
+                    .collect();
+                let is_code = if keyword == "XData" {
+                    !is_read_xdata(&member_name)
+                } else {
+                    MEMBER_KINDS.contains(&keyword)
+                };
+                if is_code
+                    && line.starts_with(keyword)
+                    && !is_editor_only(&format!("{keyword} {member_name}"))
+                {
+                    self.class_code
+                        .push((at(path, n + 1), name.clone(), format!("{keyword} {member_name}")));
+                }
+            }
+        } else {
             self.classes.insert(
                 name,
                 ClassInfo {
@@ -574,6 +659,36 @@ mod tests {
         // <Production is on file line 9, XML line 1
         assert_eq!(p.line_offset, 8);
         assert!(p.xml.starts_with("<Production"));
+    }
+
+    #[test]
+    fn class_code_of_production_and_rule_classes_is_listed() {
+        let dir = tempfile::tempdir().unwrap();
+        let udl = dir.path().join("Demo.Production.cls");
+        let text = "Class Demo.Production Extends (Ens.Production, Demo.Base)\n{\n\nParameter SETTINGS = \"X\";\n\nClassMethod OnStart(pTime As %String) As %Status\n{\n    Parameter inside a body is not a member\n    quit $$$OK\n}\n\nXData ProductionDefinition\n{\n<Production Name=\"Demo.Production\"/>\n}\n\nXData Notes\n{\n<x/>\n}\n\n}\n";
+        std::fs::write(&udl, text).unwrap();
+        let export = dir.path().join("export.xml");
+        let text = "<Export generator=\"IRIS\">\n<Class name=\"Demo.Rule\">\n<Super>Ens.Rule.Definition</Super>\n<Method name=\"Helper\">\n<ClassMethod>1</ClassMethod>\n</Method>\n<Parameter name=\"RuleAssistClass\"/>\n<Parameter name=\"Other\"/>\n<XData name=\"RuleDefinition\">\n<Data><![CDATA[<ruleDefinition/>]]></Data>\n</XData>\n</Class>\n<Class name=\"Demo.Other\">\n<Method name=\"NotOurs\"/>\n</Class>\n</Export>\n";
+        std::fs::write(&export, text).unwrap();
+        let mut f = Found::default();
+        f.read(&udl, true).unwrap();
+        f.read(&export, true).unwrap();
+        let listed: Vec<(usize, &str, &str)> = f
+            .class_code
+            .iter()
+            .map(|(at, class, member)| (at.line, class.as_str(), member.as_str()))
+            .collect();
+        assert_eq!(
+            listed,
+            vec![
+                (1, "Demo.Production", "Extends Demo.Base"),
+                (4, "Demo.Production", "Parameter SETTINGS"),
+                (6, "Demo.Production", "ClassMethod OnStart"),
+                (17, "Demo.Production", "XData Notes"),
+                (4, "Demo.Rule", "ClassMethod Helper"),
+                (8, "Demo.Rule", "Parameter Other"),
+            ]
+        );
     }
 
     #[test]

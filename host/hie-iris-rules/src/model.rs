@@ -439,7 +439,11 @@ impl RuleSet {
     /// Reads the JSON form; the error says what is wrong.
     pub fn from_json(text: &str) -> Result<RuleSet, String> {
         let set: RuleSet =
-            serde_json::from_str(text).map_err(|e| format!("IRIS rules JSON does not parse: {e}"))?;
+            serde_json::from_str(text).map_err(|e| {
+                format!(
+                    "IRIS rules JSON does not parse: {e}; if another version of hie wrote it, import the rules again with this one (hie import iris), and rebuild the plugins (./setup.sh)"
+                )
+            })?;
         if set.format != FORMAT {
             return Err(format!(
                 "IRIS rules JSON has format {}, this build reads format {FORMAT}: import the rules again with this version of hie",
