@@ -298,6 +298,52 @@ impl Found {
         Ok(())
     }
 
+    /// Keep an XData block the importer reads; `true` if it was one.
+    fn take_xdata(&mut self, which: &str, embedded: Embedded) -> bool {
+        match which {
+            "ProductionDefinition" => self.productions.push(embedded),
+            "RuleDefinition" => self.rules.push(embedded),
+            _ => return false,
+        }
+        true
+    }
+
+    /// A class is read: a production or rule class (`used`) has its other code listed
+    /// as not carried over; any other class is remembered for the items that name it.
+    /// `members`: (line, kind such as `ClassMethod` or `XData`, name).
+    fn class_done(
+        &mut self,
+        used: bool,
+        name: String,
+        supers: Vec<String>,
+        class_at: At,
+        members: Vec<(usize, String, String)>,
+    ) {
+        if !used {
+            self.classes.insert(name, ClassInfo { supers, at: class_at });
+            return;
+        }
+        for sup in supers.iter().filter(|s| !is_plain_super(s)) {
+            self.class_code
+                .push((class_at.clone(), name.clone(), format!("Extends {sup}")));
+        }
+        for (line, kind, member) in members {
+            let is_code = if kind == "XData" {
+                !is_read_xdata(&member)
+            } else {
+                MEMBER_KINDS.contains(&kind.as_str())
+            };
+            let described = format!("{kind} {member}");
+            if is_code && !is_editor_only(&described) {
+                let at = At {
+                    line,
+                    ..class_at.clone()
+                };
+                self.class_code.push((at, name.clone(), described));
+            }
+        }
+    }
+
     fn export_class(
         &mut self,
         path: &Path,
@@ -331,52 +377,24 @@ impl Found {
                 file: path.to_path_buf(),
                 line_offset,
             };
-            match which {
-                "ProductionDefinition" => {
-                    self.productions.push(embedded);
-                    used = true;
-                }
-                "RuleDefinition" => {
-                    self.rules.push(embedded);
-                    used = true;
-                }
-                _ => {}
-            }
+            used |= self.take_xdata(which, embedded);
         }
-        if used {
-            for sup in supers.iter().filter(|s| !is_plain_super(s)) {
-                self.class_code
-                    .push((at(path, class_line), name.clone(), format!("Extends {sup}")));
-            }
-            for member in class.children().filter(|c| c.is_element()) {
+        let members = class
+            .children()
+            .filter(|c| c.is_element())
+            .map(|member| {
                 let tag = member.tag_name().name();
                 let member_name = member.attribute("name").unwrap_or_default();
-                let is_code = if tag == "XData" {
-                    !is_read_xdata(member_name)
+                let kind = if tag == "Method" && member.children().any(|c| c.has_tag_name("ClassMethod")) {
+                    "ClassMethod"
                 } else {
-                    MEMBER_KINDS.contains(&tag)
+                    tag
                 };
-                if is_code && !is_editor_only(&format!("{tag} {member_name}")) {
-                    let line = doc.text_pos_at(member.range().start).row as usize;
-                    let kind = if tag == "Method" && member.children().any(|c| c.has_tag_name("ClassMethod"))
-                    {
-                        "ClassMethod"
-                    } else {
-                        tag
-                    };
-                    self.class_code
-                        .push((at(path, line), name.clone(), format!("{kind} {member_name}")));
-                }
-            }
-        } else {
-            self.classes.insert(
-                name,
-                ClassInfo {
-                    supers,
-                    at: at(path, class_line),
-                },
-            );
-        }
+                let line = doc.text_pos_at(member.range().start).row as usize;
+                (line, kind.to_string(), member_name.to_string())
+            })
+            .collect();
+        self.class_done(used, name, supers, at(path, class_line), members);
     }
 
     fn export_document(&mut self, path: &Path, doc: &roxmltree::Document<'_>, node: roxmltree::Node<'_, '_>) {
@@ -516,53 +534,26 @@ impl Found {
                 file: path.to_path_buf(),
                 line_offset,
             };
-            match which {
-                "ProductionDefinition" => {
-                    self.productions.push(embedded);
-                    used = true;
-                }
-                "RuleDefinition" => {
-                    self.rules.push(embedded);
-                    used = true;
-                }
-                _ => {}
-            }
+            used |= self.take_xdata(which, embedded);
             i = k + 1;
         }
-        if used {
-            for sup in supers.iter().filter(|s| !is_plain_super(s)) {
-                self.class_code
-                    .push((at(path, class_idx + 1), name.clone(), format!("Extends {sup}")));
-            }
-            for (n, line) in lines.iter().enumerate().skip(class_idx + 1) {
-                let keyword = line.split_whitespace().next().unwrap_or_default();
+        let members = lines
+            .iter()
+            .enumerate()
+            .skip(class_idx + 1)
+            // members start a line; their bodies are indented
+            .filter(|(_, line)| !line.starts_with(char::is_whitespace))
+            .filter_map(|(n, line)| {
+                let keyword = line.split_whitespace().next()?;
                 let member_name: String = line[keyword.len()..]
                     .trim_start()
                     .chars()
                     .take_while(|c| c.is_alphanumeric() || *c == '%' || *c == '_' || *c == '.')
                     .collect();
-                let is_code = if keyword == "XData" {
-                    !is_read_xdata(&member_name)
-                } else {
-                    MEMBER_KINDS.contains(&keyword)
-                };
-                if is_code
-                    && line.starts_with(keyword)
-                    && !is_editor_only(&format!("{keyword} {member_name}"))
-                {
-                    self.class_code
-                        .push((at(path, n + 1), name.clone(), format!("{keyword} {member_name}")));
-                }
-            }
-        } else {
-            self.classes.insert(
-                name,
-                ClassInfo {
-                    supers,
-                    at: at(path, class_idx + 1),
-                },
-            );
-        }
+                Some((n + 1, keyword.to_string(), member_name))
+            })
+            .collect();
+        self.class_done(used, name, supers, at(path, class_idx + 1), members);
         Ok(())
     }
 }

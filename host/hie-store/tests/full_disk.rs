@@ -51,15 +51,23 @@ fn fill(path: &Path, leave: u64) {
     file.sync_all().unwrap();
 }
 
-#[test]
-fn full_disk_refuses_intake_until_space_is_freed() {
+/// An 8 MiB tmpfs mounted on a fresh directory, or `None` (with the reason
+/// printed) where mounting is not allowed.
+fn small_tmpfs() -> Option<(tempfile::TempDir, Mount)> {
     let mountpoint = tempfile::tempdir().unwrap();
-    let _mount = match Mount::tmpfs(mountpoint.path(), "8m") {
-        Ok(m) => m,
+    match Mount::tmpfs(mountpoint.path(), "8m") {
+        Ok(m) => Some((mountpoint, m)),
         Err(reason) => {
             eprintln!("skipped: cannot mount a tmpfs to fill ({reason})");
-            return;
+            None
         }
+    }
+}
+
+#[test]
+fn full_disk_refuses_intake_until_space_is_freed() {
+    let Some((mountpoint, _mount)) = small_tmpfs() else {
+        return;
     };
     let data = mountpoint.path().join("data");
     let store = SqliteStore::open(&data, StoreConfig::default()).unwrap();
@@ -108,13 +116,8 @@ fn full_disk_refuses_intake_until_space_is_freed() {
 
 #[test]
 fn an_idle_store_on_a_full_disk_is_not_writable() {
-    let mountpoint = tempfile::tempdir().unwrap();
-    let _mount = match Mount::tmpfs(mountpoint.path(), "8m") {
-        Ok(m) => m,
-        Err(reason) => {
-            eprintln!("skipped: cannot mount a tmpfs to fill ({reason})");
-            return;
-        }
+    let Some((mountpoint, _mount)) = small_tmpfs() else {
+        return;
     };
     let data = mountpoint.path().join("data");
     let store = SqliteStore::open(&data, StoreConfig::default()).unwrap();
