@@ -744,6 +744,16 @@ impl Ctx<'_> {
             Some(v) => Self::mapped_line(w, "FileSpec", &v, "every file (the default)"),
             None => w.line("`FileSpec` not set (IRIS default *) → every file".into()),
         }
+        let dir = out.adapter.iter().find_map(|(k, v)| match (k, v) {
+            (&"dir", Toml::Str(d)) => Some(d.clone()),
+            _ => None,
+        });
+        let every_file = !out.adapter.iter().any(|(k, _)| *k == "file_spec");
+        if let Some(dir) = dir.filter(|d| every_file && is_system_dir(d)) {
+            w.disable(format!(
+                "FilePath {dir} is a system directory and FileSpec takes every file: started, it would move every file there into its archive; give the service a directory of its own (or a FileSpec), then enable it"
+            ));
+        }
         match self.value(w, "ArchivePath", Some(Target::Adapter)) {
             Some(v) if !v.value.is_empty() => {
                 out.adapter.push(("archive_dir", Toml::Str(v.value.clone())));
@@ -1430,6 +1440,34 @@ impl Ctx<'_> {
     }
 }
 
+/// Directories other programs own: a file service that takes every file there
+/// would carry off files that are not messages.
+fn is_system_dir(path: &str) -> bool {
+    let p = path.trim_end_matches('/');
+    matches!(
+        if p.is_empty() { "/" } else { p },
+        "/" | "/tmp"
+            | "/var/tmp"
+            | "/var"
+            | "/etc"
+            | "/usr"
+            | "/home"
+            | "/root"
+            | "/opt"
+            | "/bin"
+            | "/sbin"
+            | "/lib"
+            | "/dev"
+            | "/proc"
+            | "/sys"
+            | "/run"
+            | "/boot"
+            | "/srv"
+            | "/mnt"
+            | "/media"
+    )
+}
+
 /// `to`, with a warning when `path` is a Windows path (`C:\in`, `\\server\share`),
 /// which is kept as written but names no such directory on this machine.
 fn path_note(to: &str, path: &str) -> String {
@@ -1534,6 +1572,10 @@ mod tests {
         assert_eq!(split_separators("\\r\\n"), (String::new(), "\\r\\n".into()));
         assert!(path_note("d", "C:\\Test\\in").contains("Windows path"));
         assert_eq!(path_note("d", "/data/in"), "d");
+        assert!(is_system_dir("/tmp/"));
+        assert!(is_system_dir("/"));
+        assert!(!is_system_dir("/tmp/hl7-in"));
+        assert!(!is_system_dir("/data/in"));
         assert_eq!(kind_of_word("Ens.BusinessProcessBPL"), Some("process"));
         assert_eq!(kind_of_word("EnsLib.Kafka.Service"), Some("service"));
         assert_eq!(

@@ -362,3 +362,34 @@ fn every_setting_of_the_samples_has_a_report_line() {
         assert!(checked > 5, "{dir}: only {checked} settings seen");
     }
 }
+
+#[test]
+fn a_file_service_taking_every_file_of_a_system_directory_is_imported_disabled() {
+    let dir = tempfile::tempdir().unwrap();
+    let xml = r#"<Production Name="Sweep" LogGeneralTraceEvents="false">
+  <Item Name="Everything in tmp" ClassName="EnsLib.HL7.Service.FileService" PoolSize="1" Enabled="true">
+    <Setting Target="Adapter" Name="FilePath">/tmp/</Setting>
+  </Item>
+  <Item Name="Only hl7 in tmp" ClassName="EnsLib.HL7.Service.FileService" PoolSize="1" Enabled="true">
+    <Setting Target="Adapter" Name="FilePath">/tmp/</Setting>
+    <Setting Target="Adapter" Name="FileSpec">*.hl7</Setting>
+  </Item>
+  <Item Name="Own directory" ClassName="EnsLib.HL7.Service.FileService" PoolSize="1" Enabled="true">
+    <Setting Target="Adapter" Name="FilePath">/data/hl7-in/</Setting>
+  </Item>
+</Production>
+"#;
+    let file = dir.path().join("Sweep.xml");
+    std::fs::write(&file, xml).unwrap();
+    let i = hie_import::import(&[file], &hie_import::Options::default()).unwrap_or_else(|e| panic!("{e}"));
+    let p = checked(&i);
+    assert!(!p.item("Everything in tmp").unwrap().enabled);
+    assert!(p.item("Only hl7 in tmp").unwrap().enabled);
+    assert!(p.item("Own directory").unwrap().enabled);
+    let start = i.report.find("### `Everything in tmp`").unwrap();
+    assert!(
+        i.report[start..].contains("is a system directory and FileSpec takes every file"),
+        "{}",
+        i.report
+    );
+}
