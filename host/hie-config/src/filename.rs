@@ -311,11 +311,7 @@ impl FilenameSpec {
                     return plain;
                 }
             }
-            UniqueMode::Sequence => {
-                for _ in 0..ctx.sequence {
-                    counter = increment(&counter);
-                }
-            }
+            UniqueMode::Sequence => counter = advance(&counter, ctx.sequence),
             UniqueMode::Always => {}
         }
         // a bound keeps a full directory from spinning forever; the last name is used
@@ -434,7 +430,48 @@ fn shown(counter: &str, trim: bool) -> String {
 /// (`0-9`, `a-z`, `A-Z`), carrying left like an odometer; a carry out of the
 /// leftmost one adds a digit or letter (`9` → `10`, `z` → `ba`). Other
 /// characters stay where they are; a counter without alphanumerics gets `1`.
-pub fn increment(counter: &str) -> String {
+/// `counter` incremented `n` times (as [`increment`] does, one step at a time), in
+/// time proportional to its length: each alphanumeric character is a digit (base 10,
+/// or base 26 for letters), and a carry past the first one adds a digit of its kind.
+fn advance(counter: &str, n: u64) -> String {
+    if n == 0 {
+        return counter.to_string();
+    }
+    let mut chars: Vec<char> = counter.chars().collect();
+    if !chars.iter().any(char::is_ascii_alphanumeric) {
+        chars.push('0');
+    }
+    let digit = |c: char| -> (u64, u8, u64) {
+        match c {
+            '0'..='9' => (10, b'0', u64::from(c as u8 - b'0')),
+            'a'..='z' => (26, b'a', u64::from(c as u8 - b'a')),
+            _ => (26, b'A', u64::from(c as u8 - b'A')),
+        }
+    };
+    let mut carry = n;
+    let mut first = 0;
+    for i in (0..chars.len()).rev() {
+        if !chars[i].is_ascii_alphanumeric() {
+            continue;
+        }
+        first = i;
+        if carry == 0 {
+            continue;
+        }
+        let (radix, base, value) = digit(chars[i]);
+        let total = value + carry;
+        chars[i] = char::from(base + (total % radix) as u8);
+        carry = total / radix;
+    }
+    let (radix, base, _) = digit(chars[first]);
+    while carry > 0 {
+        chars.insert(first, char::from(base + (carry % radix) as u8));
+        carry /= radix;
+    }
+    chars.into_iter().collect()
+}
+
+fn increment(counter: &str) -> String {
     let mut chars: Vec<char> = counter.chars().collect();
     let mut i = chars.len();
     let mut first_alnum = None;
@@ -585,5 +622,16 @@ mod tests {
         }
         let e = FilenameSpec::parse("out_%N.hl7").unwrap_err();
         assert!(e.contains("%N"), "{e}");
+    }
+
+    #[test]
+    fn advance_is_repeated_increment() {
+        for seed in ["", "0", "9", "a", "z", "Z", "0a", "_a9", "x-9z", "ZZ", "000"] {
+            let mut stepped = seed.to_string();
+            for n in 0..3000u64 {
+                assert_eq!(advance(seed, n), stepped, "{seed:?} + {n}");
+                stepped = increment(&stepped);
+            }
+        }
     }
 }
