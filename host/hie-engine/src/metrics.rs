@@ -321,8 +321,7 @@ impl EngineMetrics {
     /// The outbound MLLP series of `item` (an `mllp-out` operation), made at 0.
     pub fn mllp_out(&self, item: &str) -> MllpOutMetrics {
         let l = &[item];
-        self.mllp_out_open.with_label_values(l);
-        self.mllp_out_opened.with_label_values(l);
+        // the series exist at 0 from here on
         MllpOutMetrics {
             item: item.to_string(),
             open: self.mllp_out_open.with_label_values(l),

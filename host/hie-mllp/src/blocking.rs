@@ -190,11 +190,15 @@ impl Conn {
     fn exchange(&mut self, frame: &[u8], ack_timeout: Duration) -> Result<Bytes, MllpError> {
         self.out.clear();
         encode_frame(frame, &mut self.out);
-        self.stream.write_all(&self.out)?;
-        let deadline = Instant::now() + ack_timeout;
         let timed_out = || MllpError::Timeout {
             timeout_ms: millis(ack_timeout),
         };
+        // a peer that stops reading blocks the write until the socket's write timeout
+        self.stream.write_all(&self.out).map_err(|err| match err.kind() {
+            std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut => timed_out(),
+            _ => err.into(),
+        })?;
+        let deadline = Instant::now() + ack_timeout;
         if self.read_timeout_cut {
             self.stream.set_read_timeout(Some(ack_timeout.max(MIN_TIMEOUT)))?;
             self.read_timeout_cut = false;

@@ -96,8 +96,10 @@ impl MllpOut {
     /// Bring the connection series up to date after a call.
     fn count_connection(&mut self) {
         let opened = self.client.connections_opened();
-        self.metrics.opened.inc_by(opened - self.opened);
-        self.opened = opened;
+        if opened != self.opened {
+            self.metrics.opened.inc_by(opened - self.opened);
+            self.opened = opened;
+        }
         let connected = self.client.is_connected();
         if connected != self.connected {
             if connected {
