@@ -24,7 +24,7 @@ pub use check::{
 };
 pub use diff::{ItemDiff, ProductionDiff, diff};
 pub use error::{ConfigError, ConfigErrors, SourceFile};
-pub use filename::{FilenameSpec, NameContext, Stamp, UniqueMode, increment as increment_counter};
+pub use filename::{FilenameSpec, NameContext, Stamp, UniqueMode};
 pub use model::*;
 pub use plugins::{WorldCheck, plugin_search_path, resolve_plugins};
 

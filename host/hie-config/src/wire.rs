@@ -167,8 +167,8 @@ pub struct AdapterTable {
     /// `file-out`: append to a file that exists already (IRIS `Overwrite=0`)
     /// instead of replacing it (the default).
     pub append: Option<Spanned<bool>>,
-    /// `file-out`: segment terminator written between HL7 segments: `"cr"` (as
-    /// received, the default), `"lf"` or `"crlf"`.
+    /// `file-out`: segment terminator written between HL7 segments: `"cr"`, `"lf"`
+    /// or `"crlf"` (default: the body is written as it is).
     pub segment_terminator: Option<Spanned<String>>,
 }
 

@@ -99,6 +99,7 @@ pub fn import(inputs: &[PathBuf], options: &Options) -> Result<Import, ImportErr
             shown.join(", ")
         )));
     }
+    let names: Vec<&str> = found.productions.iter().map(|p| p.class.as_str()).collect();
     let chosen = match (&options.production, found.productions.len()) {
         (Some(name), _) => Some(
             found
@@ -106,18 +107,20 @@ pub fn import(inputs: &[PathBuf], options: &Options) -> Result<Import, ImportErr
                 .iter()
                 .find(|p| &p.class == name)
                 .ok_or_else(|| {
-                    let names: Vec<&str> = found.productions.iter().map(|p| p.class.as_str()).collect();
-                    ImportError::Input(format!(
-                        "no production {name:?} in the inputs (found: {})",
-                        names.join(", ")
-                    ))
+                    ImportError::Input(if names.is_empty() {
+                        format!("no production {name:?}: the inputs hold no production class")
+                    } else {
+                        format!(
+                            "no production {name:?} in the inputs (found: {})",
+                            names.join(", ")
+                        )
+                    })
                 })?
                 .clone(),
         ),
         (None, 0) => None,
         (None, 1) => Some(found.productions[0].clone()),
         (None, _) => {
-            let names: Vec<&str> = found.productions.iter().map(|p| p.class.as_str()).collect();
             return Err(ImportError::Input(format!(
                 "the inputs hold {} productions ({}): choose one with --production NAME",
                 names.len(),

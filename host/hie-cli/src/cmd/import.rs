@@ -7,13 +7,7 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 
-/// `println!` that does not panic when stdout is closed early (`| head`).
-macro_rules! say {
-    ($($arg:tt)*) => {{
-        use std::io::Write as _;
-        let _ = writeln!(std::io::stdout().lock(), $($arg)*);
-    }};
-}
+use super::ctl::outln;
 
 /// `hie import` subcommands.
 #[derive(Debug, clap::Subcommand)]
@@ -65,31 +59,31 @@ fn import_into(
     let report = out.join("IMPORT-REPORT.md");
     match &import.production {
         Some(name) => {
-            say!(
+            outln!(
                 "imported IRIS production {name}: {} items ({} disabled), {} settings not carried over, {} rule classes compiled",
                 import.items,
                 import.disabled,
                 import.not_carried,
                 import.rule_files.len()
             );
-            say!("wrote {}", out.join("production.toml").display());
+            outln!("wrote {}", out.join("production.toml").display());
         }
-        None => say!(
+        None => outln!(
             "no production in the inputs: {} rule classes compiled into {}",
             import.rule_files.len(),
             out.join("rules").display()
         ),
     }
     if !import.skeletons.is_empty() {
-        say!(
+        outln!(
             "plugin skeletons for {} custom classes in {}",
             import.skeletons.len(),
             out.join(hie_import::SKELETON_DIR).display()
         );
     }
-    say!("report: {}", report.display());
+    outln!("report: {}", report.display());
     if import.disabled > 0 || import.not_carried > 0 {
-        say!("warning: not everything carries over; read the report before running the production");
+        outln!("warning: not everything carries over; read the report before running the production");
     }
     Ok(import.production.map(|_| out.join("production.toml")))
 }
@@ -102,7 +96,7 @@ pub fn production_for_run(path: &Path) -> anyhow::Result<PathBuf> {
         return Ok(path.to_path_buf());
     }
     let out = import_dir_for(path);
-    say!(
+    outln!(
         "{} is IRIS input: importing it into {}",
         path.display(),
         out.display()
@@ -114,7 +108,12 @@ pub fn production_for_run(path: &Path) -> anyhow::Result<PathBuf> {
                 path.display()
             )
         })?;
-    file.ok_or_else(|| anyhow::anyhow!("{}: holds no IRIS production to run (rules only)", path.display()))
+    file.ok_or_else(|| {
+        anyhow::anyhow!(
+            "{}: holds IRIS rules but no production to run: compile them with hie import iris PATH --out DIR, or add the production class",
+            path.display()
+        )
+    })
 }
 
 /// IRIS input: a file that is not TOML, or a directory without `production.toml`

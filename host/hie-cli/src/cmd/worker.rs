@@ -50,13 +50,18 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             "the engine (pid {parent}) is already gone; hie worker is started by hie run, not by hand"
         );
     }
-    init_logging(item_level(&args));
+    let loaded = super::validate::load(&args.production);
+    init_logging(match &loaded {
+        Ok(p) => (p.log.level.clone(), p.log.items.get(&args.item).cloned()),
+        // `serve` reports why the production does not load
+        Err(_) => (None, None),
+    });
     let stdin = std::io::stdin()
         .as_fd()
         .try_clone_to_owned()
         .context("cannot take the engine socket from stdin")?;
     let stream = UnixStream::from(stdin);
-    match serve(&args, &stream) {
+    match serve(&args, loaded, &stream) {
         Ok(()) => Ok(ExitCode::SUCCESS),
         Err(e) => {
             let reason = format!("{e:#}");
@@ -68,8 +73,12 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     }
 }
 
-fn serve(args: &Args, stream: &UnixStream) -> anyhow::Result<()> {
-    let production = super::validate::load(&args.production).map_err(|errors| {
+fn serve(
+    args: &Args,
+    loaded: Result<hie_config::Production, Vec<String>>,
+    stream: &UnixStream,
+) -> anyhow::Result<()> {
+    let production = loaded.map_err(|errors| {
         anyhow::anyhow!(
             "production {} is not valid: {}",
             args.production.display(),
@@ -112,15 +121,6 @@ fn serve(args: &Args, stream: &UnixStream) -> anyhow::Result<()> {
         },
     )
     .map_err(|e| anyhow::anyhow!(e))
-}
-
-/// `[log] level` and `[log.items]` for this worker's item. A production that does
-/// not load gives neither; `serve` reports why.
-fn item_level(args: &Args) -> (Option<String>, Option<String>) {
-    match hie_config::load(&args.production) {
-        Ok(p) => (p.log.level.clone(), p.log.items.get(&args.item).cloned()),
-        Err(_) => (None, None),
-    }
 }
 
 /// Lines go to stderr, which the engine reads and logs again at the same level
