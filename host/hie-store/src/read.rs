@@ -74,11 +74,7 @@ impl ReadPool {
 
     pub(crate) fn recover(&self) -> Result<Vec<Recovered>, StoreError> {
         self.with(|conn| {
-            let sql = format!(
-                "SELECT q.item, q.status, q.attempt, {ENVELOPE_COLUMNS} FROM queue q \
-                 JOIN messages m ON m.seq = q.message_seq \
-                 WHERE q.status IN (0, 1, 3) ORDER BY q.item, q.qseq"
-            );
+            let sql = format!("SELECT q.item, q.status, q.attempt, {ENVELOPE_COLUMNS} {RECOVER_SQL_FILTER}");
             let rows = conn
                 .prepare(&sql)?
                 .query_map([], |r| {
@@ -156,17 +152,11 @@ impl ReadPool {
         item: Option<&str>,
         limit: usize,
     ) -> Result<Vec<DeadLetter>, StoreError> {
-        let sql = format!(
-            "SELECT q.item, q.attempt, q.updated_at_ms, \
-             (SELECT e.error FROM events e WHERE e.message_seq = q.message_seq AND e.item = q.item \
-              AND e.error IS NOT NULL ORDER BY e.seq DESC LIMIT 1), {SUMMARY_COLUMNS} \
-             FROM queue q JOIN messages m ON m.seq = q.message_seq \
-             WHERE q.status = ?1 AND (?2 IS NULL OR q.item = ?2) ORDER BY q.qseq LIMIT ?3"
-        );
+        let sql = dead_letters_sql();
         self.with(|conn| {
             Ok(conn
                 .prepare_cached(&sql)?
-                .query_map(params![Status::DeadLettered.code(), item, limit as i64], |r| {
+                .query_map(params![item, limit as i64], |r| {
                     Ok(DeadLetter {
                         item: r.get(0)?,
                         attempt: r.get(1)?,
@@ -185,6 +175,24 @@ impl ReadPool {
             Ok(conn.query_row("SELECT count(*) FROM messages", [], |r| r.get::<_, i64>(0))? as u64)
         })
     }
+}
+
+/// What recovery reads: the open entries of every queue in queue order. The status
+/// test is spelled as the partial index `queue_open`'s condition so SQLite uses it.
+pub(crate) const RECOVER_SQL_FILTER: &str = "FROM queue q JOIN messages m ON m.seq = q.message_seq \
+     WHERE (q.status = 0 OR q.status = 1 OR q.status = 3) ORDER BY q.item, q.qseq";
+
+/// The dead letters of one item (`?1`) or all (`?1` NULL), oldest first, at most `?2`.
+pub(crate) fn dead_letters_sql() -> String {
+    format!(
+        "SELECT q.item, q.attempt, q.updated_at_ms, \
+         (SELECT e.error FROM events e WHERE e.message_seq = q.message_seq AND e.item = q.item \
+          AND e.error IS NOT NULL ORDER BY e.seq DESC LIMIT 1), {SUMMARY_COLUMNS} \
+         FROM queue q JOIN messages m ON m.seq = q.message_seq \
+         WHERE q.status = {dead} AND (?1 IS NULL OR q.item = ?1) ORDER BY q.qseq LIMIT ?2",
+        // written in, not bound, so SQLite can use the partial index `queue_dead`
+        dead = Status::DeadLettered.code()
+    )
 }
 
 /// The search statement and its parameters; only fixed SQL text is formatted in.

@@ -96,6 +96,10 @@ impl SqliteStore {
         })?;
         let path = dir.join(schema::DB_FILE);
         let conn = schema::open_writer(&path, config.check_on_open)?;
+        let event_seq = schema::last_event_seq(&conn).map_err(|e| StoreError::Open {
+            path: path.clone(),
+            detail: format!("cannot read the event counter: {e}"),
+        })?;
         let shared = Arc::new(Shared::default());
         let (tx, rx) = crossbeam_channel::bounded(config.queue_capacity.max(1));
         let writer = Writer::new(
@@ -111,6 +115,7 @@ impl SqliteStore {
                 fault_injector: config.fault_injector.clone(),
                 clock: config.clock.clone(),
             },
+            event_seq,
         );
         let thread = std::thread::Builder::new()
             .name("hie-store-writer".to_owned())

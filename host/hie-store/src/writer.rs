@@ -1,7 +1,7 @@
 //! The single writer thread: drains every pending batch into one transaction
 //! (group commit), commits with one fsync, then answers all callers.
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -62,7 +62,28 @@ pub(crate) struct Writer {
     /// message's hops skip the index lookup. Only holds committed or current-transaction
     /// rows: cleared whenever anything is rolled back or purged.
     seqs: RefCell<HashMap<MessageId, i64>>,
+    /// Last event `seq` handed out. Never goes back, so a rolled-back transaction
+    /// leaves a gap rather than a reused number; `counters` holds the committed one.
+    event_seq: Cell<i64>,
 }
+
+// The statements every hop runs. A change here is checked by the tests below: none
+// may build an ephemeral table (as `IN (..)` in a partial index's condition did).
+
+/// Put a message on an item's queue; changes nothing if it is there already.
+const QUEUE_ENTER: &str = "INSERT INTO queue (message_seq, item, status, attempt, updated_at_ms) \
+     VALUES (?1, ?2, ?3, ?4, ?5) ON CONFLICT (message_seq, item) DO NOTHING";
+/// Set the state of a message at an item.
+const QUEUE_SET: &str = "UPDATE queue SET status = ?3, attempt = ?4, updated_at_ms = ?5 \
+     WHERE message_seq = ?1 AND item = ?2";
+/// A state at an item where the message never queued.
+const QUEUE_ADD: &str = "INSERT INTO queue (message_seq, item, status, attempt, updated_at_ms) \
+     VALUES (?1, ?2, ?3, ?4, ?5)";
+/// One line of a message's trace.
+const EVENT_ADD: &str = "INSERT INTO events (message_seq, seq, item, status, at_ms, attempt, plugin_version, error) \
+     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)";
+/// The last event `seq` of the transaction.
+const COUNTER_SET: &str = "UPDATE counters SET value = ?2 WHERE name = ?1";
 
 /// Most entries of [`Writer::seqs`]; it is emptied when full (a lookup refills it).
 const MAX_CACHED_SEQS: usize = 100_000;
@@ -89,6 +110,7 @@ impl Writer {
         rx: Receiver<Request>,
         shared: Arc<Shared>,
         settings: WriterSettings,
+        event_seq: i64,
     ) -> Self {
         Writer {
             conn,
@@ -97,6 +119,7 @@ impl Writer {
             settings,
             last_probe: None,
             seqs: RefCell::new(HashMap::new()),
+            event_seq: Cell::new(event_seq),
         }
     }
 
@@ -177,6 +200,7 @@ impl Writer {
     /// back to its savepoint and answered alone.
     fn apply_group(&mut self, batches: &[WriteBatch]) -> rusqlite::Result<Vec<BatchResult>> {
         let now = self.settings.clock.now_ms();
+        let events_before = self.event_seq.get();
         self.conn.execute_batch("BEGIN IMMEDIATE")?;
         let mut results = Vec::with_capacity(batches.len());
         for batch in batches {
@@ -204,6 +228,11 @@ impl Writer {
                 }
                 Err(OpError::Storage(e)) => return Err(e),
             }
+        }
+        if self.event_seq.get() != events_before {
+            self.conn
+                .prepare_cached(COUNTER_SET)?
+                .execute(params![schema::EVENT_SEQ, self.event_seq.get()])?;
         }
         self.check_injected_fault()?;
         self.conn.execute_batch("COMMIT")?;
@@ -330,13 +359,13 @@ impl Writer {
             (Some(_), _) => return Err(OpError::Request(StoreError::AlreadyStored { id: msg.id })),
             (None, _) => self.insert(msg, idx, now)?,
         };
-        let inserted = self
-            .conn
-            .prepare_cached(
-                "INSERT INTO queue (message_seq, item, status, attempt, updated_at_ms) VALUES (?1, ?2, ?3, ?4, ?5) \
-                 ON CONFLICT (message_seq, item) DO NOTHING",
-            )?
-            .execute(params![seq, item, Status::Queued.code(), msg.attempt, now as i64])?;
+        let inserted = self.conn.prepare_cached(QUEUE_ENTER)?.execute(params![
+            seq,
+            item,
+            Status::Queued.code(),
+            msg.attempt,
+            now as i64
+        ])?;
         if inserted == 0 {
             return Err(OpError::Request(StoreError::WrongState {
                 id: msg.id,
@@ -526,13 +555,13 @@ impl Writer {
         attempt: u32,
         now: u64,
     ) -> rusqlite::Result<()> {
-        self.conn
-            .prepare_cached(
-                "INSERT INTO queue (message_seq, item, status, attempt, updated_at_ms) VALUES (?1, ?2, ?3, ?4, ?5) \
-                 ON CONFLICT (message_seq, item) DO UPDATE SET \
-                 status = excluded.status, attempt = excluded.attempt, updated_at_ms = excluded.updated_at_ms",
-            )?
-            .execute(params![seq, item, status.code(), attempt, now as i64])?;
+        // the entry is almost always there already (a hop's mark): update it, and
+        // insert only when it is not (a message dead-lettered where it never queued)
+        let values = params![seq, item, status.code(), attempt, now as i64];
+        let updated = self.conn.prepare_cached(QUEUE_SET)?.execute(values)?;
+        if updated == 0 {
+            self.conn.prepare_cached(QUEUE_ADD)?.execute(values)?;
+        }
         Ok(())
     }
 
@@ -547,20 +576,18 @@ impl Writer {
         error: Option<&str>,
         now: u64,
     ) -> rusqlite::Result<()> {
-        self.conn
-            .prepare_cached(
-                "INSERT INTO events (message_seq, item, status, at_ms, attempt, plugin_version, error) \
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-            )?
-            .execute(params![
-                seq,
-                item,
-                status.code(),
-                now as i64,
-                attempt,
-                plugin_version,
-                error
-            ])?;
+        let event = self.event_seq.get() + 1;
+        self.event_seq.set(event);
+        self.conn.prepare_cached(EVENT_ADD)?.execute(params![
+            seq,
+            event,
+            item,
+            status.code(),
+            now as i64,
+            attempt,
+            plugin_version,
+            error
+        ])?;
         Ok(())
     }
 
@@ -681,6 +708,8 @@ impl Writer {
 
     fn reopened_probe(&mut self) -> Result<(), StoreError> {
         let conn = schema::open_writer(&self.settings.path, false)?;
+        let committed = schema::last_event_seq(&conn)?;
+        self.event_seq.set(self.event_seq.get().max(committed));
         self.conn = conn;
         self.forget_seqs();
         let now = self.settings.clock.now_ms() as i64;
@@ -697,5 +726,51 @@ impl Writer {
         write().map_err(|e| StoreError::Unavailable {
             reason: e.to_string(),
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn no_hop_statement_builds_an_ephemeral_table() {
+        let dir = tempfile::tempdir().unwrap();
+        let conn = schema::open_writer(&dir.path().join(schema::DB_FILE), true).unwrap();
+        for sql in [QUEUE_ENTER, QUEUE_SET, QUEUE_ADD, EVENT_ADD, COUNTER_SET] {
+            let mut stmt = conn.prepare(&format!("EXPLAIN {sql}")).unwrap();
+            let count = stmt.parameter_count();
+            let values = vec![rusqlite::types::Value::Null; count];
+            let ops: Vec<String> = stmt
+                .query_map(rusqlite::params_from_iter(values), |r| r.get(1))
+                .unwrap()
+                .collect::<Result<_, _>>()
+                .unwrap();
+            assert!(ops.len() > 3, "{sql}: {ops:?}");
+            assert!(
+                !ops.iter().any(|op| op == "OpenEphemeral"),
+                "{sql} builds an ephemeral table: {ops:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn recovery_and_dead_letters_read_their_partial_indexes() {
+        let dir = tempfile::tempdir().unwrap();
+        let conn = schema::open_writer(&dir.path().join(schema::DB_FILE), true).unwrap();
+        let plan = |sql: &str| -> String {
+            let mut stmt = conn.prepare(&format!("EXPLAIN QUERY PLAN {sql}")).unwrap();
+            let values = vec![rusqlite::types::Value::Null; stmt.parameter_count()];
+            let rows: Vec<String> = stmt
+                .query_map(rusqlite::params_from_iter(values), |r| r.get(3))
+                .unwrap()
+                .collect::<Result<_, _>>()
+                .unwrap();
+            rows.join("; ")
+        };
+        let recover = plan(&format!("SELECT q.item {}", crate::read::RECOVER_SQL_FILTER));
+        assert!(recover.contains("queue_open"), "{recover}");
+        let dead = plan(&crate::read::dead_letters_sql());
+        assert!(dead.contains("queue_dead"), "{dead}");
     }
 }
