@@ -218,6 +218,22 @@ struct Compiler<'c, 'x, 'i> {
     all_tables: bool,
 }
 
+/// What holds a list of clauses.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Container {
+    Rule,
+    ForEach,
+}
+
+impl Container {
+    fn name(self) -> &'static str {
+        match self {
+            Container::Rule => "a rule",
+            Container::ForEach => "a <foreach>",
+        }
+    }
+}
+
 /// What a rule's paths resolve against, and the problems found in the rule.
 struct RuleScope {
     schemas: path::Schemas,
@@ -423,38 +439,8 @@ impl Compiler<'_, '_, '_> {
             foreach_segment: None,
             line,
         };
-        let mut whens = Vec::new();
-        let mut otherwise = None;
         let mut nested = 0;
-        for child in node.children().filter(XmlNode::is_element) {
-            match child.tag_name().name() {
-                "constraint" | "comment" => {}
-                "when" => whens.push(self.when(child, &mut scope, &name)),
-                "otherwise" => {
-                    if otherwise.is_some() {
-                        scope
-                            .problems
-                            .push(format!("a second <otherwise> (line {})", self.line(child)));
-                    }
-                    otherwise = Some(self.actions(child, &mut scope, &name));
-                }
-                "rule" => {
-                    // a rule directly inside a rule runs like a rule of the set
-                    nested += 1;
-                    let inner = self.rule(child, &format!("{name}/rule#{nested}"));
-                    whens.push(When {
-                        line: inner.line,
-                        text: String::new(),
-                        condition: Expr::Num("1".into()),
-                        actions: vec![Action::Rule(Box::new(inner))],
-                    });
-                }
-                other => scope.problems.push(format!(
-                    "<{other}> (line {}) is not supported in a rule",
-                    self.line(child)
-                )),
-            }
-        }
+        let (whens, otherwise) = self.clauses(node, &mut scope, &name, &mut nested, Container::Rule);
         let mut disabled = None;
         if is_true(node.attribute("disabled")) {
             disabled = Some("disabled in the IRIS rule definition (disabled=\"true\")".to_owned());
@@ -539,6 +525,52 @@ impl Compiler<'_, '_, '_> {
                 Expr::Num("0".into())
             }
         }
+    }
+
+    /// The clauses of a `<rule>` or a `<foreach>`: its `<when>`s in order, its one
+    /// `<otherwise>`, and each `<rule>` directly inside, which runs like a rule of
+    /// the set (an always-true `<when>` holding it). `nested` numbers those rules.
+    fn clauses(
+        &mut self,
+        node: XmlNode<'_, '_>,
+        scope: &mut RuleScope,
+        rule: &str,
+        nested: &mut usize,
+        container: Container,
+    ) -> (Vec<When>, Option<Vec<Action>>) {
+        let mut whens = Vec::new();
+        let mut otherwise = None;
+        for child in node.children().filter(XmlNode::is_element) {
+            match child.tag_name().name() {
+                "comment" => {}
+                "constraint" if container == Container::Rule => {}
+                "when" => whens.push(self.when(child, scope, rule)),
+                "otherwise" => {
+                    if otherwise.is_some() {
+                        scope
+                            .problems
+                            .push(format!("a second <otherwise> (line {})", self.line(child)));
+                    }
+                    otherwise = Some(self.actions(child, scope, rule));
+                }
+                "rule" => {
+                    *nested += 1;
+                    let inner = self.rule(child, &format!("{rule}/rule#{nested}"));
+                    whens.push(When {
+                        line: inner.line,
+                        text: String::new(),
+                        condition: Expr::Num("1".into()),
+                        actions: vec![Action::Rule(Box::new(inner))],
+                    });
+                }
+                other => scope.problems.push(format!(
+                    "<{other}> (line {}) is not supported in {}",
+                    self.line(child),
+                    container.name()
+                )),
+            }
+        }
+        (whens, otherwise)
     }
 
     fn when(&mut self, node: XmlNode<'_, '_>, scope: &mut RuleScope, rule: &str) -> When {
@@ -637,29 +669,8 @@ impl Compiler<'_, '_, '_> {
                         }
                     };
                     scope.foreach_segment = path::final_segment(&p);
-                    let mut whens = Vec::new();
-                    let mut otherwise = None;
-                    for child in node.children().filter(XmlNode::is_element) {
-                        match child.tag_name().name() {
-                            "when" => whens.push(self.when(child, scope, rule)),
-                            "otherwise" => otherwise = Some(self.actions(child, scope, rule)),
-                            "rule" => {
-                                nested += 1;
-                                let inner = self.rule(child, &format!("{rule}/rule#{nested}"));
-                                whens.push(When {
-                                    line: inner.line,
-                                    text: String::new(),
-                                    condition: Expr::Num("1".into()),
-                                    actions: vec![Action::Rule(Box::new(inner))],
-                                });
-                            }
-                            "comment" => {}
-                            other => scope.problems.push(format!(
-                                "<{other}> (line {}) is not supported in a <foreach>",
-                                self.line(child)
-                            )),
-                        }
-                    }
+                    let (whens, otherwise) =
+                        self.clauses(node, scope, rule, &mut nested, Container::ForEach);
                     scope.foreach_segment = None;
                     out.push(Action::ForEach { path: p, whens, otherwise });
                 }

@@ -777,3 +777,31 @@ fn a_bare_segment_path_into_a_group_is_warned() {
     );
     assert!(c.warnings.is_empty(), "{:?}", c.warnings);
 }
+
+#[test]
+fn a_second_otherwise_disables_its_rule_in_a_rule_and_in_a_foreach() {
+    let rules = r#"<rule name="plain"><when condition="0"><send transform="" target="a"/></when>
+        <otherwise><send transform="" target="b"/></otherwise>
+        <otherwise><send transform="" target="c"/></otherwise></rule>
+      <rule name="segments"><when condition="1">
+        <foreach propertypath="HL7.{OBX()}">
+          <when condition="0"><send transform="" target="a"/></when>
+          <otherwise><send transform="" target="b"/></otherwise>
+          <otherwise><send transform="" target="c"/></otherwise>
+        </foreach></when></rule>
+      <rule name="fine"><when condition="1"><send transform="" target="fine"/></when></rule>"#;
+    let c = compiled(rules);
+    let reasons: BTreeMap<&str, &str> = c
+        .disabled
+        .iter()
+        .map(|d| (d.rule.as_str(), d.reason.as_str()))
+        .collect();
+    assert_eq!(reasons.len(), 2, "{reasons:?}");
+    for rule in ["plain", "segments"] {
+        assert!(
+            reasons[rule].contains("a second <otherwise> (line"),
+            "{reasons:?}"
+        );
+    }
+    assert_eq!(run(&c, ORU_R01, "PAS-in").targets(), ["fine"]);
+}
