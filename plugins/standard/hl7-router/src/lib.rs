@@ -54,9 +54,18 @@ pub struct Router {
     /// IRIS mode: the compiled IRIS rule definition (setting `iris-rules`).
     iris: Option<RuleSet>,
     /// IRIS mode: the schema category of messages from each source
-    /// (`schema-category.SOURCE`), and of the others (`schema-category`).
-    categories: Vec<(String, String)>,
-    default_category: Option<String>,
+    /// (`schema-category.SOURCE`), and of the others (`schema-category`), each
+    /// with the HL7 version it resolves to, found once at init.
+    categories: Vec<(String, Category)>,
+    default_category: Option<Category>,
+}
+
+/// A schema category and the HL7 version its structures come from (`None`: a
+/// category the rules do not define; each message's MSH-12 decides then).
+#[derive(Debug, Clone)]
+struct Category {
+    name: String,
+    version: Option<&'static str>,
 }
 
 impl Plugin for Router {
@@ -80,13 +89,40 @@ impl Plugin for Router {
                 Some(RuleSet::from_json(json).map_err(|e| format!("setting `iris-rules`: {e}"))?)
             }
         };
-        self.default_category = settings.get("schema-category").map(str::to_owned);
-        self.categories = settings
+        let default_category = settings.get("schema-category");
+        let categories: Vec<(&str, &str)> = settings
             .iter()
-            .filter_map(|(k, v)| Some((k.strip_prefix("schema-category.")?.to_owned(), v.to_owned())))
+            .filter_map(|(k, v)| Some((k.strip_prefix("schema-category.")?, v)))
             .collect();
-        if self.iris.is_none() && (self.default_category.is_some() || !self.categories.is_empty()) {
-            return Err("settings `schema-category…` apply to `iris-rules` only".into());
+        match &self.iris {
+            None if default_category.is_some() || !categories.is_empty() => {
+                return Err("settings `schema-category…` apply to `iris-rules` only".into());
+            }
+            None => {}
+            Some(iris) => {
+                let resolve = |setting: &str, name: &str| {
+                    let version = iris.category_version(name);
+                    if version.is_none() {
+                        hie_sdk::host::warn(&format!(
+                            "setting `{setting}` = {name:?} is neither an HL7 version nor a custom category \
+                             the imported rules define: message structures come from each message's MSH-12 \
+                             version instead (import the category's .HL7 schema to use it)"
+                        ));
+                    }
+                    Category {
+                        name: name.to_owned(),
+                        version,
+                    }
+                };
+                self.default_category = default_category.map(|c| resolve("schema-category", c));
+                self.categories = categories
+                    .into_iter()
+                    .map(|(source, c)| {
+                        let setting = format!("schema-category.{source}");
+                        (source.to_owned(), resolve(&setting, c))
+                    })
+                    .collect();
+            }
         }
         if self.rules.is_empty() && self.iris.is_none() {
             return Err(
@@ -132,7 +168,7 @@ impl Plugin for Router {
                 .map(|(_, c)| c)
                 .or(self.default_category.as_ref());
             if let Some(c) = category {
-                doc = doc.with_category(c, iris.category_version(c));
+                doc = doc.with_category(&c.name, c.version);
             }
             let decided = iris.evaluate(&doc, msg.source());
             for e in &decided.errors {
@@ -220,6 +256,7 @@ hie_sdk::export!(Router);
 #[cfg(test)]
 mod tests {
     use super::*;
+    use hie_sdk::LogLevel;
 
     const ADT_A01: &str =
         "MSH|^~\\&|PAS|H|HIE|H|20240101120000||ADT^A01^ADT_A01|c1|P|2.5\rPID|1||123^^^MRN||DOE^JOHN\r";
@@ -384,6 +421,29 @@ mod tests {
             ("schema-category.test", "2.5"),
         ]);
         assert_eq!(h.hl7(ADT_A01).unwrap().targets(), ["v25"]);
+        let warnings = |h: &Harness<Router>| -> Vec<String> {
+            h.logs()
+                .into_iter()
+                .filter(|l| l.level == LogLevel::Warn)
+                .map(|l| l.text)
+                .collect()
+        };
+        assert!(warnings(&h).is_empty(), "{:?}", h.logs());
+        // a category neither a version nor defined by the rules: said once at init,
+        // and each message's MSH-12 decides
+        let mut h = router(&[("iris-rules", &json), ("schema-category.test", "Custom99")]);
+        h.init().unwrap();
+        let warned = warnings(&h);
+        assert_eq!(warned.len(), 1, "{warned:?}");
+        assert!(
+            warned[0].starts_with("setting `schema-category.test` = \"Custom99\" is neither an HL7 version"),
+            "{warned:?}"
+        );
+        // its docType is Custom99:ADT_A01 (the structure from MSH-12), which no rule names
+        for _ in 0..2 {
+            assert_eq!(h.hl7(ADT_A01).unwrap_err().code, "no-route");
+        }
+        assert_eq!(warnings(&h), warned);
         let err = router(&[("rule.1", "MSH-9 exists -> a"), ("schema-category", "2.5")])
             .init()
             .unwrap_err();
