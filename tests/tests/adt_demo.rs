@@ -10,7 +10,9 @@ use support::*;
 
 /// `productions/adt-demo/production.toml` with its ports moved to free ones.
 fn adt_demo(inbound: u16, pas: u16, ris: u16, lab: u16) -> String {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../productions/adt-demo/production.toml");
+    let path =
+        Path::new(&std::env::var_os("CARGO_MANIFEST_DIR").expect("cargo test sets CARGO_MANIFEST_DIR"))
+            .join("../productions/adt-demo/production.toml");
     std::fs::read_to_string(path)
         .unwrap()
         .replace("port = 2575", &format!("port = {inbound}"))
@@ -21,7 +23,7 @@ fn adt_demo(inbound: u16, pas: u16, ris: u16, lab: u16) -> String {
 
 fn sample(name: &str) -> Vec<u8> {
     std::fs::read(
-        Path::new(env!("CARGO_MANIFEST_DIR"))
+        Path::new(&std::env::var_os("CARGO_MANIFEST_DIR").expect("cargo test sets CARGO_MANIFEST_DIR"))
             .join("../productions/adt-demo/messages")
             .join(name),
     )

@@ -366,7 +366,10 @@ plugin = "missing-plugin"
 
     // and the demo production is valid
     let plugins = plugin_dir(&["hl7-router", "hl7-mapper"]);
-    let demo = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../productions/adt-demo");
+    let demo = std::path::Path::new(
+        &std::env::var_os("CARGO_MANIFEST_DIR").expect("cargo test sets CARGO_MANIFEST_DIR"),
+    )
+    .join("../productions/adt-demo");
     let out = std::process::Command::new(hie_bin())
         .args(["validate", demo.to_str().unwrap()])
         .env("HIE_PLUGIN_PATH", plugins)

@@ -8,7 +8,7 @@ use std::path::Path;
 use common::{assert_one_line_error, hie, path_str, text};
 
 fn samples(dir: &str) -> std::path::PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
+    Path::new(&std::env::var_os("CARGO_MANIFEST_DIR").expect("cargo test sets CARGO_MANIFEST_DIR"))
         .join("../hie-import/tests/inputs")
         .join(dir)
 }

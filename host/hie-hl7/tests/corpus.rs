@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use hie_hl7::{Message, OwnedMessage, ParseError, ParseOptions, ack, batch};
 
 fn corpus(dir: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
+    Path::new(&std::env::var_os("CARGO_MANIFEST_DIR").expect("cargo test sets CARGO_MANIFEST_DIR"))
         .join("tests/corpus")
         .join(dir)
 }

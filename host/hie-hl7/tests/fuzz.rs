@@ -15,7 +15,10 @@ fn fuzz_cases() -> u32 {
 }
 
 fn samples() -> Vec<Vec<u8>> {
-    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/corpus");
+    // read at run time: a build cache shared by two checkouts may hold this test
+    // compiled in the other one
+    let root = std::env::var("CARGO_MANIFEST_DIR").expect("cargo test sets CARGO_MANIFEST_DIR");
+    let dir = format!("{root}/tests/corpus");
     let mut out = Vec::new();
     for sub in ["valid", "malformed"] {
         for entry in fs::read_dir(format!("{dir}/{sub}")).unwrap() {

@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use hie_config::{AckMode, AdapterConfig, ItemKind, PluginRef, SegmentTerminator};
 
 fn inputs(dir: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
+    Path::new(&std::env::var_os("CARGO_MANIFEST_DIR").expect("cargo test sets CARGO_MANIFEST_DIR"))
         .join("tests/inputs")
         .join(dir)
 }

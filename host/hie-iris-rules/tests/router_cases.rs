@@ -8,7 +8,8 @@ use std::path::PathBuf;
 use hie_iris_rules::{CompileContext, compile};
 
 fn cases_dir() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../plugins/standard/hl7-router/iris-cases")
+    PathBuf::from(std::env::var_os("CARGO_MANIFEST_DIR").expect("cargo test sets CARGO_MANIFEST_DIR"))
+        .join("../../plugins/standard/hl7-router/iris-cases")
 }
 
 #[test]
