@@ -90,7 +90,7 @@ struct Unique {
 }
 
 /// The moment a file is written, in local time.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct Stamp {
     /// Year, e.g. 2026.
     pub year: i32,
@@ -292,6 +292,16 @@ impl FilenameSpec {
             Part::Unique(u) => Some(u.mode),
             _ => None,
         })
+    }
+
+    /// Whether the name holds `{id}`: only then does a writer need a fresh UUID per file.
+    pub fn uses_id(&self) -> bool {
+        self.parts.iter().any(|p| matches!(p, Part::Id))
+    }
+
+    /// Whether the name holds a time code: only then does a writer need the local time.
+    pub fn uses_time(&self) -> bool {
+        self.parts.iter().any(|p| matches!(p, Part::Time(..)))
     }
 
     /// The file name for one message. `exists` says whether a name is taken in the

@@ -1,7 +1,7 @@
 //! Outbound adapters of operations: `mllp-out` (one MLLP connection per worker,
 //! replies judged by the reply-code policy) and `file-out` (atomic writes).
 
-use std::path::PathBuf;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use bytes::Bytes;
@@ -27,8 +27,13 @@ pub enum OutboundSpec {
         /// Reply-code policy.
         policy: ReplyCodeActions,
     },
-    /// A file writer.
-    File(FileOutConfig),
+    /// A file writer per worker.
+    File {
+        /// Where and how.
+        config: FileOutConfig,
+        /// Files written by all workers of the item, for the `%$+` counter.
+        sequence: Arc<AtomicU64>,
+    },
 }
 
 impl OutboundSpec {
@@ -36,7 +41,10 @@ impl OutboundSpec {
     pub fn for_item(item: &ItemConfig, file: &std::path::Path) -> Result<Option<OutboundSpec>, EngineError> {
         match &item.adapter {
             Some(AdapterConfig::MllpOut(m)) => Ok(Some(mllp_spec(item, m, file)?)),
-            Some(AdapterConfig::FileOut(f)) => Ok(Some(OutboundSpec::File(f.clone()))),
+            Some(AdapterConfig::FileOut(f)) => Ok(Some(OutboundSpec::File {
+                config: f.clone(),
+                sequence: Arc::default(),
+            })),
             _ => Ok(None),
         }
     }
@@ -55,7 +63,7 @@ impl OutboundSpec {
                 connected: false,
                 opened: 0,
             }),
-            OutboundSpec::File(f) => Box::new(FileOut::new(f)),
+            OutboundSpec::File { config, sequence } => Box::new(FileOut::new(config, sequence.clone())),
         }
     }
 }
@@ -216,24 +224,8 @@ impl OutboundAdapter for MllpOut {
 pub struct FileOut {
     config: FileOutConfig,
     written: AtomicU64,
-}
-
-/// Files written by all workers of one `file-out` item, for the `%$+` counter;
-/// keyed by directory and template so two items never share a sequence.
-fn sequence_of(config: &FileOutConfig) -> u64 {
-    use std::collections::HashMap;
-    use std::sync::{Mutex, OnceLock};
-    static SEQUENCES: OnceLock<Mutex<HashMap<(PathBuf, String), u64>>> = OnceLock::new();
-    let mut map = SEQUENCES
-        .get_or_init(Default::default)
-        .lock()
-        .unwrap_or_else(|e| e.into_inner());
-    let n = map
-        .entry((config.dir.clone(), config.filename.clone()))
-        .or_insert(0);
-    let current = *n;
-    *n += 1;
-    current
+    /// Shared by the item's workers (`%$+`).
+    sequence: Arc<AtomicU64>,
 }
 
 /// The local time now, for IRIS time-stamp codes.
@@ -254,20 +246,27 @@ fn local_stamp() -> hie_config::Stamp {
 }
 
 impl FileOut {
-    /// A writer for one worker of a `file-out` item.
-    pub fn new(config: &FileOutConfig) -> Self {
+    /// A writer for one worker of a `file-out` item; `sequence` counts the files of
+    /// all its workers (the `%$+` counter).
+    pub fn new(config: &FileOutConfig, sequence: Arc<AtomicU64>) -> Self {
         FileOut {
             config: config.clone(),
             written: AtomicU64::new(0),
+            sequence,
         }
     }
 
     /// The file name for a message of `session` from source file `source`.
     pub fn name_for(&self, session: &str, source: Option<&str>) -> String {
+        let spec = &self.config.filename_spec;
         let count = self.written.fetch_add(1, Ordering::Relaxed);
-        let id = uuid::Uuid::now_v7().to_string();
-        let sequence = match self.config.filename_spec.unique_mode() {
-            Some(hie_config::UniqueMode::Sequence) => sequence_of(&self.config),
+        let id = if spec.uses_id() {
+            uuid::Uuid::now_v7().to_string()
+        } else {
+            String::new()
+        };
+        let sequence = match spec.unique_mode() {
+            Some(hie_config::UniqueMode::Sequence) => self.sequence.fetch_add(1, Ordering::Relaxed),
             _ => 0,
         };
         let ctx = hie_config::NameContext {
@@ -275,7 +274,11 @@ impl FileOut {
             session,
             count,
             source,
-            stamp: local_stamp(),
+            stamp: if spec.uses_time() {
+                local_stamp()
+            } else {
+                hie_config::Stamp::default()
+            },
             sequence,
         };
         let dir = &self.config.dir;
@@ -382,3 +385,53 @@ impl Plugin for AdapterSend {
 }
 
 impl ItemInstance for AdapterSend {}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn spec(dir: &std::path::Path, template: &str) -> OutboundSpec {
+        OutboundSpec::File {
+            config: FileOutConfig {
+                dir: dir.to_owned(),
+                filename: template.to_owned(),
+                filename_spec: hie_config::FilenameSpec::parse(template).unwrap(),
+                append: false,
+                segment_terminator: None,
+            },
+            sequence: Arc::default(),
+        }
+    }
+
+    fn writer(spec: &OutboundSpec) -> FileOut {
+        match spec {
+            OutboundSpec::File { config, sequence } => FileOut::new(config, sequence.clone()),
+            OutboundSpec::Mllp { .. } => unreachable!("a file spec"),
+        }
+    }
+
+    #[test]
+    fn the_sequence_counter_is_shared_by_the_workers_of_one_item_only() {
+        let dir = tempfile::tempdir().unwrap();
+        let item = spec(dir.path(), "m%$+(00).txt");
+        let (a, b) = (writer(&item), writer(&item));
+        let names: Vec<String> = [&a, &b, &a, &b].iter().map(|w| w.name_for("s", None)).collect();
+        assert_eq!(names, ["m00.txt", "m01.txt", "m02.txt", "m03.txt"]);
+        // another item writing to the same directory with the same template counts on
+        // its own; the names it would reuse are skipped while they exist
+        std::fs::write(dir.path().join("m00.txt"), b"x").unwrap();
+        let other = writer(&spec(dir.path(), "m%$+(00).txt"));
+        assert_eq!(other.name_for("s", None), "m01.txt");
+    }
+
+    #[test]
+    fn names_without_id_or_time_codes_need_neither() {
+        let dir = tempfile::tempdir().unwrap();
+        let plain = writer(&spec(dir.path(), "out-{n}.hl7"));
+        assert_eq!(plain.name_for("s", None), "out-0.hl7");
+        let spec = &plain.config.filename_spec;
+        assert!(!spec.uses_id() && !spec.uses_time());
+        let stamped = hie_config::FilenameSpec::parse("{id}_%Y%m%d.hl7").unwrap();
+        assert!(stamped.uses_id() && stamped.uses_time());
+    }
+}
