@@ -77,7 +77,13 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         out_dir: args.out.clone(),
         listener,
     };
-    let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
+    // one thread serves every connection: a sink's work per frame is small, and
+    // handing sockets between threads cost more than the work (a quarter of its CPU
+    // under load on two cores)
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
     let report = runtime.block_on(async {
         let session = ListenSession::start(opts)
             .await

@@ -70,7 +70,12 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     };
     let bar = progress_bar(messages.len() as u64, args.quiet);
     let progress = Arc::new(SendProgress::default());
-    let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
+    // one thread drives every connection: framing and matching ACKs is little work,
+    // and a second thread only added hand-offs (as in `hie listen`)
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
     let report = runtime.block_on(async {
         let ticker = tokio::spawn(tick(bar.clone(), Arc::clone(&progress)));
         let report = send(messages, &opts, Arc::clone(&progress)).await;
