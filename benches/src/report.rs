@@ -63,7 +63,17 @@ pub fn commit(repo: &Path) -> String {
             .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
     };
     let head = git(&["rev-parse", "--short", "HEAD"]).unwrap_or_else(|| "unknown".into());
-    let dirty = git(&["status", "--porcelain", "--untracked-files=no"]).is_some_and(|s| !s.is_empty());
+    // the report and plot this run writes do not make the checkout count as changed
+    let dirty = git(&[
+        "status",
+        "--porcelain",
+        "--untracked-files=no",
+        "--",
+        ".",
+        ":!benches/REPORT.md",
+        ":!benches/e2e-connections.png",
+    ])
+    .is_some_and(|s| !s.is_empty());
     if dirty {
         format!("{head}+uncommitted changes")
     } else {
