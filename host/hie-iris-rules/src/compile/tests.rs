@@ -49,6 +49,14 @@ fn definition(rules: &str) -> String {
     )
 }
 
+/// Why each disabled rule is disabled, by rule name.
+fn reasons(c: &Compiled) -> BTreeMap<&str, &str> {
+    c.disabled
+        .iter()
+        .map(|d| (d.rule.as_str(), d.reason.as_str()))
+        .collect()
+}
+
 fn compiled(rules: &str) -> Compiled {
     compile(&definition(rules), &ctx()).unwrap()
 }
@@ -530,11 +538,7 @@ fn unsupported_things_disable_their_rule_with_the_reason() {
       <rule name="context"><when condition="context.Count&gt;1"><send transform="" target="a"/></when></rule>
       <rule name="fine"><when condition="1"><send transform="" target="fine"/></when></rule>"#;
     let c = compiled(rules);
-    let reasons: BTreeMap<&str, &str> = c
-        .disabled
-        .iter()
-        .map(|d| (d.rule.as_str(), d.reason.as_str()))
-        .collect();
+    let reasons = reasons(&c);
     assert_eq!(reasons.len(), 4, "{reasons:?}");
     assert!(
         reasons["custom"].contains("not an IRIS built-in function"),
@@ -791,11 +795,7 @@ fn a_second_otherwise_disables_its_rule_in_a_rule_and_in_a_foreach() {
         </foreach></when></rule>
       <rule name="fine"><when condition="1"><send transform="" target="fine"/></when></rule>"#;
     let c = compiled(rules);
-    let reasons: BTreeMap<&str, &str> = c
-        .disabled
-        .iter()
-        .map(|d| (d.rule.as_str(), d.reason.as_str()))
-        .collect();
+    let reasons = reasons(&c);
     assert_eq!(reasons.len(), 2, "{reasons:?}");
     for rule in ["plain", "segments"] {
         assert!(
