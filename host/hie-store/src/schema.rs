@@ -58,7 +58,7 @@ const MIGRATIONS: &[&str] = &[
         UNIQUE (message_seq, item)
     );
     -- open work (queued, in-flight, failed) per item in queue order
-    CREATE INDEX queue_open ON queue (item, qseq) WHERE status = 0 OR status = 1 OR status = 3;
+    CREATE INDEX queue_open ON queue (item, qseq) WHERE status IN (0, 1, 3);
     CREATE INDEX queue_status ON queue (status, item);
 
     -- one row per status change, for trace
@@ -341,6 +341,32 @@ mod tests {
                  (9, 1, 'out', 4, 1003, 1, 'boom: down');",
         )
         .unwrap();
+    }
+
+    /// Fingerprints of the released migrations' texts.
+    const RELEASED_1: u64 = 0xe906_6fdd_0102_ba0c;
+    const RELEASED_2: u64 = 0x560e_a310_f67e_ed97;
+
+    /// FNV-1a of a migration's text.
+    fn fingerprint(sql: &str) -> u64 {
+        sql.bytes().fold(0xcbf2_9ce4_8422_2325, |h, b| {
+            (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+        })
+    }
+
+    #[test]
+    fn released_migrations_are_never_edited() {
+        // a store already at version N never runs migration N again, so an edit to a
+        // released entry reaches only new stores: append a migration instead
+        let released: [u64; 2] = [RELEASED_1, RELEASED_2];
+        for (i, want) in released.iter().enumerate() {
+            assert_eq!(
+                fingerprint(MIGRATIONS[i]),
+                *want,
+                "migration {} was edited",
+                i + 1
+            );
+        }
     }
 
     #[test]
