@@ -94,6 +94,9 @@ impl Plugin for Router {
             .iter()
             .filter_map(|(k, v)| Some((k.strip_prefix("schema-category.")?, v)))
             .collect();
+        // an init of an instance that ran before starts from no categories
+        self.default_category = None;
+        self.categories = Vec::new();
         match &self.iris {
             None if default_category.is_some() || !categories.is_empty() => {
                 return Err("settings `schema-category…` apply to `iris-rules` only".into());
