@@ -831,6 +831,9 @@ fn random_requests_from_the_openapi_description_get_no_5xx() {
                 statuses.contains(&status),
                 "{method} {path} -> {status}, not among the statuses {statuses:?} the description gives: {body}"
             );
+            if status == 400 {
+                assert!(body.contains("percent-encoded"), "{method} {path}: {body}");
+            }
         }
     }
     let mut runner = proptest::test_runner::TestRunner::new(ProptestConfig {

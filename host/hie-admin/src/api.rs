@@ -129,10 +129,16 @@ impl From<BytesRejection> for ApiError {
 
 impl From<PathRejection> for ApiError {
     fn from(r: PathRejection) -> Self {
-        ApiError::new(
-            r.status(),
-            format!("{}: see /openapi.json for the routes", r.body_text()),
-        )
+        use axum::extract::path::ErrorKind;
+        let hint = match &r {
+            PathRejection::FailedToDeserializePathParams(e)
+                if matches!(e.kind(), ErrorKind::InvalidUtf8InPathParam { .. }) =>
+            {
+                "item names and message ids are UTF-8 text, percent-encoded byte by byte"
+            }
+            _ => "see /openapi.json for the routes",
+        };
+        ApiError::new(r.status(), format!("{}: {hint}", r.body_text()))
     }
 }
 
