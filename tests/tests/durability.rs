@@ -300,6 +300,111 @@ fn a_failing_disk_refuses_intake_with_ar_then_intake_resumes() {
     hie.stop();
 }
 
+/// MSA-2 (the control id an ACK answers) of each reply.
+fn acked_ids(replies: &[Vec<u8>]) -> Vec<String> {
+    replies
+        .iter()
+        .map(|r| {
+            let text = String::from_utf8_lossy(r).to_string();
+            let msa = text
+                .split('\r')
+                .find(|s| s.starts_with("MSA|"))
+                .unwrap_or_default()
+                .to_string();
+            msa.split('|').nth(2).unwrap_or_default().to_string()
+        })
+        .collect()
+}
+
+#[test]
+fn frames_sent_without_waiting_are_each_acked_once_stored_and_delivered_in_order() {
+    let sink = Sink::start("sink");
+    let mut hie = Durable::new(direct(sink.port), &[]);
+    hie.start();
+    // 300 frames written before any ACK is read, so many are stored while others
+    // wait; W150 is sent again right after itself (an upstream re-send in the window)
+    let mut ids: Vec<String> = (0..300).map(|i| format!("W{i:03}")).collect();
+    ids.insert(151, "W150".to_string());
+    let frames: Vec<String> = ids.iter().map(|id| adt(id)).collect();
+    let mut conn = Conn::open(hie.port, Duration::from_secs(20)).unwrap();
+    let replies = conn.pipeline(&frames).expect("a reply to every frame");
+    assert_eq!(acked_ids(&replies), ids, "one ACK per frame, in frame order");
+    for (id, reply) in ids.iter().zip(&replies) {
+        assert_eq!(msa(reply).0, "AA", "{id}: {}", String::from_utf8_lossy(reply));
+    }
+    assert_eq!(
+        replies[151], replies[150],
+        "the re-send gets the stored ACK byte for byte"
+    );
+    sink.wait_for(300);
+    std::thread::sleep(Duration::from_millis(300));
+    let order = sink_order(sink.dir.path());
+    let expected: Vec<String> = (0..300).map(|i| format!("W{i:03}")).collect();
+    assert_eq!(order, expected, "each message once, in the order sent");
+    hie.stop();
+    let stored: i64 = store_query(&hie.store_file(), "SELECT count(*) FROM messages", |r| r.get(0))
+        .pop()
+        .unwrap();
+    assert_eq!(stored, 300, "the re-send is not stored again");
+}
+
+#[test]
+fn a_failing_disk_refuses_every_frame_of_a_window_and_runs_none_of_them() {
+    let sink = Sink::start("sink");
+    let flag_dir = tempfile::tempdir().unwrap();
+    let flag = flag_dir.path().join("fail-commits");
+    let mut hie = Durable::new(direct(sink.port), &[]).env("HIE_STORE_FAULT_FILE", flag.to_str().unwrap());
+    hie.start();
+    let mut conn = Conn::open(hie.port, Duration::from_secs(20)).unwrap();
+
+    std::fs::write(&flag, b"").unwrap();
+    // the engine polls for the flag: wait until a lone frame is refused
+    let mut n = 0;
+    let first_refused = eventually("a send to be refused with AR", Duration::from_secs(10), || {
+        n += 1;
+        let id = format!("S{n}");
+        (msa(&conn.call(adt(&id).as_bytes())?).0 == "AR").then_some(id)
+    });
+    let refused: Vec<String> = (0..100).map(|i| format!("X{i:03}")).collect();
+    let frames: Vec<String> = refused.iter().map(|id| adt(id)).collect();
+    let replies = conn.pipeline(&frames).expect("a reply to every frame");
+    assert_eq!(
+        acked_ids(&replies),
+        refused,
+        "one reply per frame, in frame order"
+    );
+    for (id, reply) in refused.iter().zip(&replies) {
+        let (code, text) = msa(reply);
+        assert_eq!(code, "AR", "{id}: nothing is ACKed while commits fail");
+        assert!(text.contains("storage unavailable"), "{id}: {text}");
+    }
+
+    std::fs::remove_file(&flag).unwrap();
+    eventually(
+        "intake to resume once the fault clears",
+        Duration::from_secs(10),
+        || (msa(&conn.call(adt("R0").as_bytes())?).0 == "AA").then_some(()),
+    );
+    let accepted: Vec<String> = (1..=100).map(|i| format!("R{i:03}")).collect();
+    let frames: Vec<String> = accepted.iter().map(|id| adt(id)).collect();
+    let replies = conn.pipeline(&frames).expect("a reply to every frame");
+    assert!(replies.iter().all(|r| msa(r).0 == "AA"));
+    sink.wait_for(100 + n);
+    std::thread::sleep(Duration::from_millis(300));
+    let order = sink_order(sink.dir.path());
+    // the lone sends before the fault took hold were ACKed and run
+    let before: Vec<String> = (1..n).map(|i| format!("S{i}")).collect();
+    assert!(!order.contains(&first_refused));
+    let mut expected = before;
+    expected.push("R0".to_string());
+    expected.extend(accepted);
+    assert_eq!(
+        order, expected,
+        "no refused frame ran; the accepted ones in order"
+    );
+    hie.stop();
+}
+
 #[test]
 fn a_corrupt_or_foreign_store_file_stops_hie_run_with_a_clear_message() {
     let mut hie = Durable::new(direct(1), &[]);

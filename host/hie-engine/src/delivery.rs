@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use hie_core::{Envelope, Failure};
-use parking_lot::Mutex;
+use parking_lot::{Condvar, Mutex};
 use tokio::sync::oneshot;
 
 /// One queue entry.
@@ -15,6 +15,9 @@ pub struct Delivery {
     pub work: Work,
     /// Who waits for the result.
     pub reply_to: ReplyTo,
+    /// Set on an inbound message queued while its intake commits: the worker that
+    /// takes it waits for the commit and drops it if it was not stored.
+    pub gate: Option<Gate>,
 }
 
 /// The work a worker does for a queue entry.
@@ -37,6 +40,7 @@ impl Delivery {
         Delivery {
             work: Work::Message(msg),
             reply_to: ReplyTo::Nobody,
+            gate: None,
         }
     }
 
@@ -45,6 +49,7 @@ impl Delivery {
         Delivery {
             work: Work::Message(msg),
             reply_to,
+            gate: None,
         }
     }
 
@@ -113,5 +118,107 @@ impl InboundWaiter {
         if let Some(tx) = self.0.lock().take() {
             let _ = tx.send(result);
         }
+    }
+}
+
+/// Whether a message queued before its intake committed may be worked on.
+///
+/// An inbound connection queues message N in memory as soon as N's transaction is
+/// submitted, and goes on to N + 1 while N commits; so a sender's frames are queued in
+/// the order they came and many of them share one commit. A worker that takes N before
+/// the commit is decided waits here; if N was not stored (the commit failed, or it was
+/// a duplicate of an earlier upstream message) the worker drops it: nothing ran it, and
+/// its sender was told (`AR`, or the earlier copy's ACK).
+#[derive(Debug, Clone)]
+pub struct Gate(Arc<GateInner>);
+
+#[derive(Debug)]
+struct GateInner {
+    state: Mutex<GateState>,
+    decided: Condvar,
+}
+
+#[derive(Debug, Clone)]
+enum GateState {
+    Waiting,
+    Open,
+    /// Not stored; `Some` is the failure its sender was given.
+    Shut(Option<Failure>),
+}
+
+impl Gate {
+    /// A gate not decided yet.
+    pub fn new() -> Self {
+        Gate(Arc::new(GateInner {
+            state: Mutex::new(GateState::Waiting),
+            decided: Condvar::new(),
+        }))
+    }
+
+    /// The message is stored: work on it.
+    pub fn open(&self) {
+        self.decide(GateState::Open);
+    }
+
+    /// The message is not stored: drop it (`failure`: what its sender was told).
+    pub fn shut(&self, failure: Option<Failure>) {
+        self.decide(GateState::Shut(failure));
+    }
+
+    fn decide(&self, to: GateState) {
+        let mut state = self.0.state.lock();
+        if matches!(*state, GateState::Waiting) {
+            *state = to;
+            self.0.decided.notify_all();
+        }
+    }
+
+    /// Block until decided: `Ok` to work on the message, `Err` to drop it.
+    pub fn wait(&self) -> Result<(), Option<Failure>> {
+        let mut state = self.0.state.lock();
+        loop {
+            match &*state {
+                GateState::Waiting => self.0.decided.wait(&mut state),
+                GateState::Open => return Ok(()),
+                GateState::Shut(f) => return Err(f.clone()),
+            }
+        }
+    }
+}
+
+impl Default for Gate {
+    fn default() -> Self {
+        Gate::new()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_worker_waits_for_the_gate_and_the_first_decision_stands() {
+        let gate = Gate::new();
+        let waiting = {
+            let gate = gate.clone();
+            std::thread::spawn(move || gate.wait())
+        };
+        std::thread::sleep(std::time::Duration::from_millis(50));
+        assert!(!waiting.is_finished(), "undecided: the worker waits");
+        gate.open();
+        assert_eq!(waiting.join().unwrap(), Ok(()));
+        gate.shut(None);
+        assert_eq!(gate.wait(), Ok(()), "a later decision changes nothing");
+    }
+
+    #[test]
+    fn a_shut_gate_tells_the_worker_what_the_sender_was_told() {
+        let gate = Gate::new();
+        let failure = Failure::transient("storage-unavailable", "disk full");
+        gate.shut(Some(failure.clone()));
+        assert_eq!(gate.wait(), Err(Some(failure)));
+        let duplicate = Gate::new();
+        duplicate.shut(None);
+        assert_eq!(duplicate.wait(), Err(None));
     }
 }

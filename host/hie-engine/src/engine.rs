@@ -229,6 +229,22 @@ impl Shared {
         self.after_push(&item, pushed)
     }
 
+    /// Queue `delivery` for `target` without waiting: a full `block` queue takes it
+    /// anyway. For an intake that waited for room ([`ItemQueue::wait_for_room`]) before
+    /// it submitted its commit, so nothing can cancel it between the commit and the push.
+    pub fn deliver_now(&self, target: &str, delivery: Delivery) -> Result<(), SendError> {
+        let item = match self.accepting(target) {
+            Ok(item) => item,
+            Err(f) => return Err(self.refuse(delivery, f, None)),
+        };
+        let key = delivery.envelope().and_then(|m| item.key_of(m));
+        let pushed = match item.config.queue.overflow {
+            Overflow::Block => item.queue.push_force(delivery, key),
+            Overflow::Reject | Overflow::DeadLetter => item.queue.try_push(delivery, key),
+        };
+        self.after_push(&item, pushed)
+    }
+
     fn accepting(&self, target: &str) -> Result<Arc<ItemRuntime>, Failure> {
         let Some(item) = self.item(target) else {
             return Err(Failure::permanent(
@@ -274,7 +290,9 @@ impl Shared {
     /// Tell the waiter of a delivery that was not queued; dead-letter it (as meant
     /// for `dead_letter`) if asked.
     pub fn refuse(&self, delivery: Delivery, failure: Failure, dead_letter: Option<&str>) -> SendError {
-        let Delivery { work, reply_to } = delivery;
+        let Delivery { work, reply_to, gate } = delivery;
+        // an intake not committed yet dead-letters a refused copy once it is stored
+        let dead_letter = dead_letter.filter(|_| gate.is_none());
         let mut message = match work {
             Work::Message(m) => Some(m),
             Work::Reply { .. } => None,
@@ -347,6 +365,7 @@ impl Shared {
                 result,
             },
             reply_to: ReplyTo::Nobody,
+            gate: None,
         };
         if requester.queue.push_force(delivery, None).is_err() {
             tracing::warn!(item = %item, correlation_id = %correlation_id, "reply dropped: requester is stopped");
@@ -512,6 +531,7 @@ impl HostApi for EngineHost {
         let delivery = Delivery {
             work: Work::Message(msg),
             reply_to: ReplyTo::Sync(tx),
+            gate: None,
         };
         tracing::debug!(item = from, target, correlation_id = %correlation_id, "request sent");
         shared
@@ -566,6 +586,7 @@ impl HostApi for EngineHost {
                 item: from.to_string(),
                 correlation_id: cid.clone(),
             },
+            gate: None,
         };
         REQUESTING.with(|r| *r.borrow_mut() = Some(cid.clone()));
         let queued = shared.deliver_new(target, delivery, None);

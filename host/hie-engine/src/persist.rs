@@ -2,7 +2,10 @@
 //!
 //! - **Intake** (`adapters::accept_inbound`): an inbound message is committed (with
 //!   its de-duplication key and, in commit mode, the ACK it will get) in one
-//!   transaction before anything is acknowledged; only then is it queued in memory.
+//!   transaction before anything is acknowledged. It is queued in memory as soon as
+//!   that transaction is submitted, behind a `Gate` the commit opens or shuts: no
+//!   worker runs it before it is stored, and the connection's next frame need not
+//!   wait for this one's `fsync`.
 //! - **Hops** (`worker`): a worker marks a message in flight before calling the
 //!   plugin, and on success writes the messages the route derived and the parent's
 //!   `done` in one batch. These writes are *detached*: the worker does not wait for

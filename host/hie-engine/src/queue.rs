@@ -204,18 +204,35 @@ impl ItemQueue {
             tokio::pin!(notified);
             notified.as_mut().enable();
             self.async_waiters.fetch_add(1, Ordering::SeqCst);
-            let attempt = self.try_push(delivery, key.clone());
-            match attempt {
+            // counted until this round ends, also when the caller drops the future
+            let _counted = DecrementOnDrop(&self.async_waiters);
+            match self.try_push(delivery, key.clone()) {
                 Err(PushError::Full(d)) => {
                     delivery = *d;
                     notified.await;
-                    self.async_waiters.fetch_sub(1, Ordering::SeqCst);
                 }
-                other => {
-                    self.async_waiters.fetch_sub(1, Ordering::SeqCst);
-                    return other;
+                other => return other,
+            }
+        }
+    }
+
+    /// Wait asynchronously until the queue has room (or is closed). Room can be gone
+    /// again by the time the caller pushes: this is for callers that then push with
+    /// [`ItemQueue::push_force`] and may overshoot by the few that raced them.
+    pub async fn wait_for_room(&self) {
+        loop {
+            let notified = self.space.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            {
+                let st = self.state.lock();
+                if st.closed || st.depth < self.capacity {
+                    return;
                 }
             }
+            self.async_waiters.fetch_add(1, Ordering::SeqCst);
+            let _counted = DecrementOnDrop(&self.async_waiters);
+            notified.await;
         }
     }
 
@@ -409,6 +426,15 @@ fn take_any(store: &mut Store) -> Option<Entry> {
             e
         }
         other => take(other),
+    }
+}
+
+/// Takes one off a waiter count when dropped.
+struct DecrementOnDrop<'a>(&'a AtomicUsize);
+
+impl Drop for DecrementOnDrop<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
     }
 }
 

@@ -174,7 +174,18 @@ impl<'a> Worker<'a> {
     }
 
     fn handle(&mut self, delivery: Delivery, epoch: u64) -> Option<String> {
-        let Delivery { work, reply_to } = delivery;
+        let Delivery { work, reply_to, gate } = delivery;
+        if let Some(gate) = gate
+            && let Err(told) = gate.wait()
+        {
+            // not stored (its commit failed, or it duplicates an earlier message): its
+            // sender has been answered, and nothing may run it
+            if let Work::Message(m) = &work {
+                tracing::debug!(item = %self.name(), message_id = %m.id, "message dropped: its intake was not stored");
+            }
+            self.shared.resolve(reply_to, told.map_or(Ok(None), Err));
+            return None;
+        }
         match work {
             Work::Message(msg) => self.process(msg, reply_to, epoch),
             Work::Reply {
@@ -346,9 +357,10 @@ impl<'a> Worker<'a> {
         let delivery = Delivery {
             work: Work::Message(msg),
             reply_to,
+            gate: None,
         };
         if let Err(PushError::Closed(d) | PushError::Full(d)) = self.item.queue.push_force(delivery, key) {
-            let Delivery { work, reply_to } = *d;
+            let Delivery { work, reply_to, .. } = *d;
             if let Work::Message(m) = &work {
                 tracing::info!(item = %self.name(), message_id = %m.id, "retry cut short by stop; the message stays open in the store for the next start");
             }
@@ -448,6 +460,7 @@ impl<'a> Worker<'a> {
                 Delivery {
                     work: Work::Message(m),
                     reply_to,
+                    gate: None,
                 },
                 None,
             );

@@ -150,6 +150,35 @@ impl Conn {
         let start = reply.iter().position(|b| *b == 0x0b)? + 1;
         Some(reply[start..reply.len() - 2].to_vec())
     }
+
+    /// Send every frame without waiting, then read one reply per frame, in order
+    /// (a sender with a window as wide as `payloads`); `None` on any error.
+    pub fn pipeline(&mut self, payloads: &[String]) -> Option<Vec<Vec<u8>>> {
+        let mut frames = Vec::new();
+        for payload in payloads {
+            frames.push(0x0b);
+            frames.extend_from_slice(payload.as_bytes());
+            frames.extend_from_slice(&[0x1c, 0x0d]);
+        }
+        let mut writer = self.0.try_clone().ok()?;
+        let sending = std::thread::spawn(move || writer.write_all(&frames).is_ok());
+        let mut replies = Vec::new();
+        let mut pending = Vec::new();
+        let mut buf = [0u8; 8192];
+        while replies.len() < payloads.len() {
+            let n = self.0.read(&mut buf).ok()?;
+            if n == 0 {
+                return None;
+            }
+            pending.extend_from_slice(&buf[..n]);
+            while let Some(end) = pending.windows(2).position(|w| w == [0x1c, 0x0d]) {
+                let frame: Vec<u8> = pending.drain(..end + 2).collect();
+                let start = frame.iter().position(|b| *b == 0x0b)? + 1;
+                replies.push(frame[start..frame.len() - 2].to_vec());
+            }
+        }
+        sending.join().ok()?.then_some(replies)
+    }
 }
 
 /// MSA-1 and MSA-3 of an ACK (empty strings if there is no MSA).

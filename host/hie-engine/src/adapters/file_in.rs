@@ -154,7 +154,11 @@ async fn poll(
             dedup: false,
             ack: None,
         };
-        match accept_inbound(shared, item, msg, ReplyTo::Nobody, intake).await {
+        match accept_inbound(shared, item, msg, ReplyTo::Nobody, intake)
+            .await
+            .settle()
+            .await
+        {
             Ok(_) => {
                 if let Err(err) = std::fs::rename(&work, cfg.archive_dir.join(&name)) {
                     tracing::warn!(item = %name_of_item, file = %name, error = %err, "cannot archive inbound file");

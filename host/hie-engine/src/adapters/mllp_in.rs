@@ -99,41 +99,68 @@ impl Inbound {
         msg.priority = priority::of(&self.priority, &frame, None);
         msg.properties.insert("mllp.peer".into(), peer.addr.to_string());
         let id = msg.id;
-        let result = match self.mode {
+        match self.mode {
             AckMode::Commit | AckMode::Never => {
                 let ack = outward::inbound_ack(&frame, &InboundResult::Accepted);
                 let intake = Intake::Commit {
                     dedup: true,
                     ack: Some(ack.clone()),
                 };
-                match accept_inbound(&self.shared, &self.item, msg, ReplyTo::Nobody, intake).await {
-                    Ok(Accepted::Queued) => InboundResult::Replied(ack),
-                    Ok(Accepted::Duplicate {
-                        original,
-                        ack: cached,
-                    }) => {
-                        tracing::info!(item = %self.item.config.name, message_id = %original, "duplicate of a stored message, sent its ACK again");
-                        // stored without a cached ACK (application mode before a restart): it is stored
-                        InboundResult::Replied(cached.unwrap_or(ack))
+                let mut admission =
+                    accept_inbound(&self.shared, &self.item, msg, ReplyTo::Nobody, intake).await;
+                match admission.decided() {
+                    Some(accepted) => self.commit_reply(id, &frame, ack, accepted),
+                    // queued behind its commit: the next frames go on meanwhile, and the
+                    // ACK is sent (in frame order) once this one is stored
+                    None => {
+                        let this = self.clone();
+                        HandlerReply::later(async move {
+                            let accepted = admission.settle().await;
+                            this.commit_reply(id, &frame, ack, accepted)
+                        })
                     }
-                    Err(f) => InboundResult::Refused(f),
                 }
             }
             AckMode::Immediate => {
-                match accept_inbound(&self.shared, &self.item, msg, ReplyTo::Nobody, Intake::Detached).await {
+                let admission =
+                    accept_inbound(&self.shared, &self.item, msg, ReplyTo::Nobody, Intake::Detached).await;
+                let result = match admission.settle().await {
                     Ok(_) => InboundResult::Accepted,
                     Err(f) => InboundResult::Refused(f),
-                }
+                };
+                self.log_refusal(id, &result);
+                HandlerReply::Send(outward::inbound_ack(&frame, &result))
             }
-            AckMode::Application => return self.application(msg, frame).await,
-        };
-        if !matches!(result, InboundResult::Accepted | InboundResult::Replied(_)) {
-            tracing::info!(item = %self.item.config.name, message_id = %id, result = ?result_code(&result), "inbound message not accepted");
+            AckMode::Application => self.application(msg, frame).await,
         }
+    }
+
+    /// The reply in `commit` (or `never`) mode once the intake is decided: the ACK
+    /// cached with the message, the earlier copy's ACK for a duplicate, else a NAK.
+    fn commit_reply(
+        &self,
+        id: hie_core::MessageId,
+        frame: &[u8],
+        ack: Bytes,
+        accepted: Result<Accepted, Failure>,
+    ) -> HandlerReply {
+        let result = match accepted {
+            Ok(Accepted::Queued) => InboundResult::Replied(ack),
+            Ok(Accepted::Duplicate {
+                original,
+                ack: cached,
+            }) => {
+                tracing::info!(item = %self.item.config.name, message_id = %original, "duplicate of a stored message, sent its ACK again");
+                // stored without a cached ACK (application mode before a restart): it is stored
+                InboundResult::Replied(cached.unwrap_or(ack))
+            }
+            Err(f) => InboundResult::Refused(f),
+        };
+        self.log_refusal(id, &result);
         if self.mode == AckMode::Never {
             return HandlerReply::Silent;
         }
-        HandlerReply::Send(outward::inbound_ack(&frame, &result))
+        HandlerReply::Send(outward::inbound_ack(frame, &result))
     }
 
     /// Application mode: stored first, then the ACK waits for the route's result and
@@ -151,8 +178,8 @@ impl Inbound {
             dedup: true,
             ack: None,
         };
-        let accepted = accept_inbound(&self.shared, &self.item, msg, ReplyTo::Inbound(w), intake).await;
-        let result = match accepted {
+        let admission = accept_inbound(&self.shared, &self.item, msg, ReplyTo::Inbound(w), intake).await;
+        let result = match admission.settle().await {
             Err(f) => InboundResult::Refused(f),
             Ok(Accepted::Duplicate { ack: Some(ack), .. }) => InboundResult::Replied(ack),
             Ok(Accepted::Duplicate { original, ack: None }) => self.duplicate_in_progress(original),

@@ -11,9 +11,9 @@ use std::sync::Arc;
 use bytes::Bytes;
 use hie_config::Overflow;
 use hie_core::{Envelope, Failure, MessageId};
-use hie_store::{Applied, MessageStore, Status, WriteBatch};
+use hie_store::{Applied, BatchOutcome, MessageStore, Pending, Status, StoreError, WriteBatch};
 
-use crate::delivery::{Delivery, ReplyTo, Work};
+use crate::delivery::{Delivery, Gate, ReplyTo, Work};
 use crate::engine::{ItemRuntime, ItemState, Shared};
 use crate::outward;
 use crate::persist::{index_of, storage_failure};
@@ -47,9 +47,12 @@ pub(crate) enum Accepted {
 /// or hooks only passes messages on, so the message goes straight to the
 /// service's targets (one queue hop less); otherwise it enters the service's queue.
 ///
-/// With a store, the message is committed (queued at those destinations) before it
-/// is queued in memory; `Err` means it is not stored and must not be acknowledged.
-/// A destination that refuses it after the commit makes it a dead letter there: it
+/// With a store and [`Intake::Commit`], the message's transaction is submitted and the
+/// message is queued in memory behind a [`Gate`] without waiting for the commit: the
+/// caller (one connection, one frame at a time) goes on with its next frame while this
+/// one commits, so frames are queued in the order they came and many share one commit.
+/// The returned [`Admission`] says, once settled, whether it is stored: only then may it
+/// be acknowledged. A destination that refuses it makes it a dead letter there once it
 /// is stored, so the intake still succeeds.
 pub(crate) async fn accept_inbound(
     shared: &Arc<Shared>,
@@ -57,7 +60,7 @@ pub(crate) async fn accept_inbound(
     msg: Envelope,
     reply_to: ReplyTo,
     intake: Intake,
-) -> Result<Accepted, Failure> {
+) -> Admission {
     let config = &service.config;
     let direct =
         config.plugin.is_none() && config.hooks.is_empty() && *service.state.lock() == ItemState::Running;
@@ -66,13 +69,37 @@ pub(crate) async fn accept_inbound(
     } else {
         vec![config.name.clone()]
     };
-    let stored = shared.store.is_some();
-    if stored {
-        room_for(shared, &destinations)?;
-        if let Some(dup) = store_inbound(shared, service, &msg, &destinations, intake).await? {
-            return Ok(dup);
+    let mut commit = None;
+    if let Some(persist) = &shared.store {
+        if let Err(f) = room_for(shared, &destinations) {
+            return Admission::settled(Err(f));
+        }
+        // backpressure comes before the commit: from the submit to the last push below
+        // nothing awaits, so a closing connection cannot leave the message stored but
+        // not queued
+        for name in &destinations {
+            if let Some(item) = shared.item(name)
+                && item.config.queue.overflow == Overflow::Block
+            {
+                item.queue.wait_for_room().await;
+            }
+        }
+        let (batch, wait) = intake_batch(service, &msg, &destinations, intake);
+        if wait {
+            commit = Some(CommitWait {
+                shared: Arc::clone(shared),
+                service: config.name.clone(),
+                message_id: msg.id,
+                pending: Some(persist.store().submit(batch)),
+                gate: Gate::new(),
+                refused: Vec::new(),
+                started: std::time::Instant::now(),
+            });
+        } else {
+            persist.detach(batch);
         }
     }
+    let stored = shared.store.is_some();
     let mut reply_to = Some(reply_to);
     let mut first_failure = None;
     for target in &destinations {
@@ -81,14 +108,23 @@ pub(crate) async fn accept_inbound(
         let delivery = Delivery {
             work: Work::Message(m),
             reply_to: reply_to.take().unwrap_or_default(),
+            gate: commit.as_ref().map(|c| c.gate.clone()),
         };
-        if let Err(e) = shared.deliver_async(target, delivery).await {
-            if !stored && first_failure.is_none() {
-                first_failure = Some(e.failure);
-            } else if let Some(m) = e.message {
+        let pushed = if stored {
+            shared.deliver_now(target, delivery)
+        } else {
+            shared.deliver_async(target, delivery).await
+        };
+        if let Err(e) = pushed {
+            match (&mut commit, e.message) {
+                // dead-lettered once the commit says it is stored
+                (Some(c), Some(m)) => c.refused.push((target.clone(), *m, e.failure)),
+                (Some(_), None) => {}
+                (None, _) if !stored && first_failure.is_none() => first_failure = Some(e.failure),
                 // without a store the sender gets a NAK for the first target only;
                 // with one the message is stored, so each refusal is a dead letter
-                shared.dead_letters.put(target, *m, e.failure);
+                (None, Some(m)) => shared.dead_letters.put(target, *m, e.failure),
+                (None, None) => {}
             }
         }
     }
@@ -98,52 +134,24 @@ pub(crate) async fn accept_inbound(
     if direct {
         shared.metrics.passed_on(&config.name, first_failure.is_none());
     }
-    match first_failure {
-        Some(f) => Err(f),
-        None => Ok(Accepted::Queued),
+    match (commit, first_failure) {
+        (Some(commit), _) => Admission {
+            now: None,
+            commit: Some(commit),
+        },
+        (None, Some(f)) => Admission::settled(Err(f)),
+        (None, None) => Admission::settled(Ok(Accepted::Queued)),
     }
 }
 
-/// Refuse before storing what the destinations would refuse now (disabled, stopping,
-/// or full with overflow `reject`/`dead-letter`), so the sender gets `AR` and can
-/// send it again, rather than a stored message nobody takes.
-fn room_for(shared: &Shared, destinations: &[String]) -> Result<(), Failure> {
-    for name in destinations {
-        let Some(item) = shared.item(name) else {
-            return Err(Failure::permanent(
-                outward::UNKNOWN_TARGET,
-                format!("no item named {name:?}"),
-            ));
-        };
-        if !item.is_accepting() {
-            return Err(Failure::transient(
-                outward::ITEM_UNAVAILABLE,
-                format!("item {name} is not taking messages"),
-            ));
-        }
-        if item.config.queue.overflow != Overflow::Block && item.queue.stats().depth >= item.queue.capacity()
-        {
-            return Err(Failure::transient(
-                outward::QUEUE_FULL,
-                format!("queue of item {name} is full ({})", item.queue.capacity()),
-            ));
-        }
-    }
-    Ok(())
-}
-
-/// Store `msg` queued at each destination (at the service, marked done, if it has
-/// none). `Some` if it is a duplicate of an earlier upstream message.
-async fn store_inbound(
-    shared: &Shared,
+/// The transaction that stores `msg` queued at each destination (at the service,
+/// marked done, if it has none), and whether the sender waits for its commit.
+fn intake_batch(
     service: &ItemRuntime,
     msg: &Envelope,
     destinations: &[String],
     intake: Intake,
-) -> Result<Option<Accepted>, Failure> {
-    let Some(persist) = &shared.store else {
-        return Ok(None);
-    };
+) -> (WriteBatch, bool) {
     let idx = index_of(&msg.body);
     let service_name = service.config.name.as_str();
     let first = destinations.first().map_or(service_name, String::as_str);
@@ -175,21 +183,140 @@ async fn store_inbound(
             Some("the service has no targets"),
         );
     }
-    if !wait {
-        persist.detach(batch);
-        return Ok(None);
-    }
-    let started = std::time::Instant::now();
-    let committed = persist.store().submit(batch).await;
-    shared.metrics.store_commit(started.elapsed());
-    match committed {
-        Ok(outcome) => Ok(match outcome.applied.into_iter().next() {
-            Some(Applied::Duplicate { original, ack }) => Some(Accepted::Duplicate { original, ack }),
-            _ => None,
-        }),
-        Err(e) => {
-            tracing::error!(item = %service_name, message_id = %msg.id, error = %e, "inbound message not stored, refused");
-            Err(storage_failure(&e))
+    (batch, wait)
+}
+
+/// An inbound message handed to its destinations; [`Admission::settle`] tells
+/// whether it is stored (and so may be acknowledged).
+pub(crate) struct Admission {
+    now: Option<Result<Accepted, Failure>>,
+    commit: Option<CommitWait>,
+}
+
+impl Admission {
+    fn settled(result: Result<Accepted, Failure>) -> Self {
+        Admission {
+            now: Some(result),
+            commit: None,
         }
     }
+
+    /// The outcome if it is known without waiting for a commit (no store, or refused
+    /// before storing); `None`: [`Admission::settle`] waits for the commit.
+    pub fn decided(&mut self) -> Option<Result<Accepted, Failure>> {
+        self.now.take()
+    }
+
+    /// Wait for the intake's commit: `Ok` once stored (or found to be a duplicate),
+    /// `Err` if it is not stored and must not be acknowledged.
+    pub async fn settle(mut self) -> Result<Accepted, Failure> {
+        if let Some(result) = self.now.take() {
+            return result;
+        }
+        let mut commit = self
+            .commit
+            .take()
+            .expect("an admission is settled now or by a commit");
+        let pending = commit.pending.as_mut().expect("a commit is awaited once");
+        let result = pending.await;
+        commit.pending = None;
+        commit.shared.metrics.store_commit(commit.started.elapsed());
+        commit.decide(result)
+    }
+}
+
+/// An intake whose commit is not decided yet, and the copies queued behind its gate.
+struct CommitWait {
+    shared: Arc<Shared>,
+    service: String,
+    message_id: MessageId,
+    /// `None` once awaited.
+    pending: Option<Pending<BatchOutcome>>,
+    gate: Gate,
+    /// Destinations that refused their copy: dead-lettered there once it is stored.
+    refused: Vec<(String, Envelope, Failure)>,
+    started: std::time::Instant,
+}
+
+impl CommitWait {
+    /// Open or shut the gate by the commit's result, and say what the sender gets.
+    fn decide(&mut self, result: Result<BatchOutcome, StoreError>) -> Result<Accepted, Failure> {
+        match result {
+            Ok(outcome) => match outcome.applied.into_iter().next() {
+                Some(Applied::Duplicate { original, ack }) => {
+                    self.gate.shut(None);
+                    Ok(Accepted::Duplicate { original, ack })
+                }
+                _ => {
+                    self.gate.open();
+                    for (target, m, failure) in self.refused.drain(..) {
+                        self.shared.dead_letters.put(&target, m, failure);
+                    }
+                    Ok(Accepted::Queued)
+                }
+            },
+            Err(e) => {
+                tracing::error!(item = %self.service, message_id = %self.message_id, error = %e, "inbound message not stored, refused");
+                let failure = storage_failure(&e);
+                self.gate.shut(Some(failure.clone()));
+                Err(failure)
+            }
+        }
+    }
+}
+
+impl Drop for CommitWait {
+    /// A connection that closes while its frame commits drops the wait, but the
+    /// commit goes on and the copies behind the gate need its result.
+    fn drop(&mut self) {
+        let Some(pending) = self.pending.take() else {
+            return;
+        };
+        let mut rest = CommitWait {
+            shared: Arc::clone(&self.shared),
+            service: std::mem::take(&mut self.service),
+            message_id: self.message_id,
+            pending: None,
+            gate: self.gate.clone(),
+            refused: std::mem::take(&mut self.refused),
+            started: self.started,
+        };
+        match tokio::runtime::Handle::try_current() {
+            Ok(runtime) => drop(runtime.spawn(async move {
+                let result = pending.await;
+                let _ = rest.decide(result);
+            })),
+            Err(_) => drop(std::thread::spawn(move || {
+                let _ = rest.decide(pending.wait());
+            })),
+        }
+    }
+}
+
+/// Refuse before storing what the destinations would refuse now (disabled, stopping,
+/// or full with overflow `reject`/`dead-letter`), so the sender gets `AR` and can
+/// send it again, rather than a stored message nobody takes.
+fn room_for(shared: &Shared, destinations: &[String]) -> Result<(), Failure> {
+    for name in destinations {
+        let Some(item) = shared.item(name) else {
+            return Err(Failure::permanent(
+                outward::UNKNOWN_TARGET,
+                format!("no item named {name:?}"),
+            ));
+        };
+        if !item.is_accepting() {
+            return Err(Failure::transient(
+                outward::ITEM_UNAVAILABLE,
+                format!("item {name} is not taking messages"),
+            ));
+        }
+        if item.config.queue.overflow != Overflow::Block && item.queue.stats().depth >= item.queue.capacity()
+        {
+            return Err(Failure::transient(
+                outward::QUEUE_FULL,
+                format!("queue of item {name} is full ({})", item.queue.capacity()),
+            ));
+        }
+    }
+    Ok(())
 }
