@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 use criterion::{Criterion, Throughput};
 use hdrhistogram::Histogram;
 use hie_core::Envelope;
-use hie_store::{Indexed, MessageStore, SearchQuery, SqliteStore, StoreConfig, WriteBatch};
+use hie_store::{Indexed, MessageStore, SearchQuery, SqliteStore, Status, StoreConfig, WriteBatch};
 
 /// Goal: search by control id or PID-3 over 1,000,000 messages within 100 ms.
 const SEARCH_GOAL_US: u64 = 100_000;
@@ -101,6 +101,79 @@ fn ingest_run(threads: usize, total: usize) -> IngestRun {
         transactions: store.stats().transactions,
         bytes_per_message: store.disk_usage() as f64 / messages as f64,
     }
+}
+
+/// CPU seconds (user + system) of this process's thread named `name` so far.
+fn thread_cpu_seconds(name: &str) -> f64 {
+    let tick = 100.0; // USER_HZ on Linux
+    let Ok(tasks) = std::fs::read_dir("/proc/self/task") else {
+        return 0.0;
+    };
+    tasks
+        .filter_map(|t| std::fs::read_to_string(t.ok()?.path().join("stat")).ok())
+        .filter(|stat| stat.contains(&format!("({name})")))
+        .map(|stat| {
+            let rest = &stat[stat.rfind(')').unwrap_or(0) + 2..];
+            let f: Vec<&str> = rest.split_whitespace().collect();
+            (f[11].parse::<f64>().unwrap_or(0.0) + f[12].parse::<f64>().unwrap_or(0.0)) / tick
+        })
+        .sum()
+}
+
+/// The writes the engine makes for one message through a router that fans it out to
+/// two operations (as `adt-demo` with the store): a durable de-duplicated ingest the
+/// sender waits for, then detached hop marks and the two routed copies. `threads`
+/// senders, one message each in flight. Gives msg/s and the writer thread's CPU per
+/// message, the figure that bounds persisted throughput.
+fn route_run(threads: usize, total: usize) -> (f64, f64, u64) {
+    let dir = bench_dir();
+    let store = SqliteStore::open(dir.path(), StoreConfig::default()).unwrap();
+    let per_thread = total / threads;
+    let cpu_before = thread_cpu_seconds("hie-store-write");
+    let start = Instant::now();
+    std::thread::scope(|s| {
+        for t in 0..threads {
+            let store = store.clone();
+            s.spawn(move || {
+                for i in 0..per_thread {
+                    let (msg, idx) = message((t * per_thread + i) as u64, 10_000);
+                    let mut intake = WriteBatch::new();
+                    intake.ingest_dedup(&msg, &idx, "route", Some(bytes::Bytes::from_static(b"ACK")));
+                    store.submit(intake).wait().unwrap();
+                    let mark = |id, item: &str, status| {
+                        let mut b = WriteBatch::new();
+                        b.mark(id, item, status, 1, None, None);
+                        drop(store.submit(b));
+                    };
+                    mark(msg.id, "route", Status::InFlight);
+                    let children: Vec<(Envelope, &str)> = ["a", "b"]
+                        .into_iter()
+                        .map(|to| {
+                            let mut c = Envelope::hl7("route", msg.body.clone());
+                            c.parent_id = Some(msg.id);
+                            c.session_id = msg.session_id;
+                            (c, to)
+                        })
+                        .collect();
+                    let mut done = WriteBatch::new();
+                    for (c, to) in &children {
+                        done.enqueue(c, &idx, to);
+                    }
+                    done.mark(msg.id, "route", Status::Done, 1, None, None);
+                    drop(store.submit(done));
+                    for (c, to) in &children {
+                        mark(c.id, to, Status::InFlight);
+                        mark(c.id, to, Status::Done);
+                    }
+                }
+            });
+        }
+    });
+    store.flush().unwrap();
+    let seconds = start.elapsed().as_secs_f64();
+    let messages = (per_thread * threads) as f64;
+    let cpu_us = (thread_cpu_seconds("hie-store-write") - cpu_before) * 1e6 / messages;
+    (messages / seconds, cpu_us, store.stats().transactions)
 }
 
 /// A store with `n` messages, written in large batches (bulk load, not the measured path).
@@ -201,6 +274,16 @@ fn criterion_benches(c: &mut Criterion, search_store: &SqliteStore, n: usize) {
 fn main() {
     let n = env_usize("HIE_STORE_BENCH_MESSAGES", 200_000);
     let ingest_total = env_usize("HIE_STORE_BENCH_INGEST", 20_000);
+    for threads in [64, 8] {
+        let total = ingest_total * 2;
+        let (rate, writer_us, transactions) = route_run(threads, total);
+        println!(
+            "{{\"bench\":\"store/route_1kb\",\"threads\":{threads},\"messages\":{total},\"msgs_per_sec\":{rate:.0},\"writer_cpu_us_per_msg\":{writer_us:.1},\"transactions\":{transactions}}}"
+        );
+    }
+    if std::env::var("HIE_STORE_BENCH_ONLY").as_deref() == Ok("route") {
+        return;
+    }
     let (_search_dir, search_store, build_seconds) = build_search_store(n);
 
     let mut criterion = Criterion::default().configure_from_args();

@@ -349,6 +349,41 @@ fn frames_sent_without_waiting_are_each_acked_once_stored_and_delivered_in_order
 }
 
 #[test]
+fn a_connection_reset_while_its_frames_commit_leaves_no_stored_message_behind() {
+    let sink = Sink::start("sink");
+    let mut hie = Durable::new(direct(sink.port), &[]);
+    hie.start();
+    // each round resets a connection with frames admitted and their commits pending;
+    // every message that was stored must still be delivered, none may wait forever
+    for round in 0..5 {
+        let frames: Vec<String> = (0..400).map(|i| adt(&format!("K{round}-{i:03}"))).collect();
+        let conn = Conn::open(hie.port, Duration::from_secs(10)).unwrap();
+        conn.send_and_reset(&frames, Duration::from_millis(5 + 10 * round as u64));
+    }
+    let mut last = usize::MAX;
+    let delivered = eventually("the sink to settle", Duration::from_secs(30), || {
+        std::thread::sleep(Duration::from_millis(500));
+        let n = sink_order(sink.dir.path()).len();
+        let settled = n == last && n > 0;
+        last = n;
+        settled.then_some(n)
+    });
+    assert_eq!(hie.stop().code(), Some(0), "drains and exits 0:\n{}", hie.dump());
+    let stored: Vec<String> = store_query(&hie.store_file(), "SELECT control_id FROM messages", |r| r.get(0));
+    let counts = sink_counts(sink.dir.path());
+    let undelivered: Vec<&String> = stored.iter().filter(|c| !counts.contains_key(*c)).collect();
+    assert!(
+        undelivered.is_empty(),
+        "stored but never delivered: {undelivered:?}"
+    );
+    assert_eq!(delivered, stored.len(), "each stored message delivered once");
+    println!(
+        "{} of 2000 frames stored and delivered before the resets",
+        stored.len()
+    );
+}
+
+#[test]
 fn a_failing_disk_refuses_every_frame_of_a_window_and_runs_none_of_them() {
     let sink = Sink::start("sink");
     let flag_dir = tempfile::tempdir().unwrap();

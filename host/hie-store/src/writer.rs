@@ -65,6 +65,13 @@ pub(crate) struct Writer {
     /// Last event `seq` handed out. Never goes back, so a rolled-back transaction
     /// leaves a gap rather than a reused number; `counters` holds the committed one.
     event_seq: Cell<i64>,
+    /// Ids of the current batch known not to be stored ([`Writer::needs_savepoint`]
+    /// looked them up); each is taken out by the batch's own lookup of it.
+    absent: RefCell<Vec<MessageId>>,
+    /// Events of the current group not written yet (see [`EVENT_ROWS`]).
+    events: RefCell<Vec<EventRow>>,
+    /// [`events_sql`] for each of [`EVENT_ROWS`].
+    events_sql: [String; 3],
 }
 
 // The statements every hop runs. A change here is checked by the tests below: none
@@ -79,9 +86,30 @@ const QUEUE_SET: &str = "UPDATE queue SET status = ?3, attempt = ?4, updated_at_
 /// A state at an item where the message never queued.
 const QUEUE_ADD: &str = "INSERT INTO queue (message_seq, item, status, attempt, updated_at_ms) \
      VALUES (?1, ?2, ?3, ?4, ?5)";
-/// One line of a message's trace.
-const EVENT_ADD: &str = "INSERT INTO events (message_seq, seq, item, status, at_ms, attempt, plugin_version, error) \
-     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)";
+/// Events are written at the end of a group, this many rows per statement (then
+/// the rest in smaller statements): one statement per event was a tenth of the writer.
+const EVENT_ROWS: [usize; 3] = [32, 8, 1];
+
+/// `INSERT INTO events` of `rows` rows.
+fn events_sql(rows: usize) -> String {
+    let row = "(?, ?, ?, ?, ?, ?, ?, ?)";
+    format!(
+        "INSERT INTO events (message_seq, seq, item, status, at_ms, attempt, plugin_version, error) VALUES {}",
+        vec![row; rows].join(", ")
+    )
+}
+
+/// An event waiting to be written with the rest of its group.
+struct EventRow {
+    message_seq: i64,
+    seq: i64,
+    item: String,
+    status: i64,
+    at_ms: i64,
+    attempt: u32,
+    plugin_version: Option<String>,
+    error: Option<String>,
+}
 /// The last event `seq` of the transaction.
 const COUNTER_SET: &str = "UPDATE counters SET value = ?2 WHERE name = ?1";
 
@@ -112,6 +140,8 @@ impl Writer {
         settings: WriterSettings,
         event_seq: i64,
     ) -> Self {
+        // every statement the writer runs stays prepared (the default keeps 16)
+        conn.set_prepared_statement_cache_capacity(64);
         Writer {
             conn,
             rx,
@@ -120,6 +150,9 @@ impl Writer {
             last_probe: None,
             seqs: RefCell::new(HashMap::new()),
             event_seq: Cell::new(event_seq),
+            absent: RefCell::new(Vec::new()),
+            events: RefCell::new(Vec::new()),
+            events_sql: EVENT_ROWS.map(events_sql),
         }
     }
 
@@ -207,11 +240,17 @@ impl Writer {
             // An operation refused for its request has written nothing (see `apply`),
             // so only a batch of several needs a savepoint to undo the ones before it;
             // a savepoint costs a copy of every page the batch touches.
-            let savepoint = batch.ops.len() > 1;
+            let savepoint = self.needs_savepoint(batch)?;
             if savepoint {
                 self.conn.prepare_cached("SAVEPOINT batch")?.execute([])?;
             }
-            match self.apply_batch(batch, now) {
+            let events_at = self.events.borrow().len();
+            let applied = self.apply_batch(batch, now);
+            self.absent.borrow_mut().clear();
+            if matches!(applied, Err(OpError::Request(_))) {
+                self.events.borrow_mut().truncate(events_at);
+            }
+            match applied {
                 Ok(applied) => {
                     if savepoint {
                         self.conn.prepare_cached("RELEASE batch")?.execute([])?;
@@ -229,6 +268,7 @@ impl Writer {
                 Err(OpError::Storage(e)) => return Err(e),
             }
         }
+        self.write_events()?;
         if self.event_seq.get() != events_before {
             self.conn
                 .prepare_cached(COUNTER_SET)?
@@ -247,6 +287,35 @@ impl Writer {
             )),
             _ => Ok(()),
         }
+    }
+
+    /// Whether an operation of `batch` could be refused after an earlier one of it
+    /// wrote, so that the batch needs a savepoint to undo those writes. A hop's outcome
+    /// (new messages, then the mark of one stored earlier) cannot be; it is the common
+    /// multi-operation batch, and a savepoint copies every page the batch touches.
+    /// The new ids it looked up are remembered as absent for the batch's own lookups.
+    fn needs_savepoint(&self, batch: &WriteBatch) -> rusqlite::Result<bool> {
+        if batch.ops.len() <= 1 {
+            return Ok(false);
+        }
+        let mut new = Vec::new();
+        let mut needed = false;
+        for op in &batch.ops {
+            match op {
+                Op::Store {
+                    msg,
+                    kind: StoreKind::Enqueue | StoreKind::Ingest,
+                    ..
+                } if !new.contains(&msg.id) && self.lookup_seq(msg.id)?.is_none() => new.push(msg.id),
+                Op::Mark { id, .. } if new.contains(id) || self.lookup_seq(*id)?.is_some() => {}
+                _ => {
+                    needed = true;
+                    break;
+                }
+            }
+        }
+        *self.absent.borrow_mut() = if needed { Vec::new() } else { new };
+        Ok(needed)
     }
 
     /// Apply a batch's operations in order. A de-duplicated ingest that finds an earlier
@@ -337,7 +406,11 @@ impl Writer {
                 cutoff_ms,
                 statuses,
                 limit,
-            } => self.purge(*cutoff_ms, statuses, *limit, now),
+            } => {
+                // purge deletes events: those of this group go in first
+                self.write_events()?;
+                self.purge(*cutoff_ms, statuses, *limit, now)
+            }
         }
     }
 
@@ -501,6 +574,13 @@ impl Writer {
         if let Some(seq) = self.seqs.borrow().get(&id) {
             return Ok(Some(*seq));
         }
+        {
+            let mut absent = self.absent.borrow_mut();
+            if let Some(at) = absent.iter().position(|a| *a == id) {
+                absent.swap_remove(at);
+                return Ok(None);
+            }
+        }
         let found = message_seq(&self.conn, id)?;
         if let Some(seq) = found {
             self.remember_seq(id, seq);
@@ -578,16 +658,43 @@ impl Writer {
     ) -> rusqlite::Result<()> {
         let event = self.event_seq.get() + 1;
         self.event_seq.set(event);
-        self.conn.prepare_cached(EVENT_ADD)?.execute(params![
-            seq,
-            event,
-            item,
-            status.code(),
-            now as i64,
+        self.events.borrow_mut().push(EventRow {
+            message_seq: seq,
+            seq: event,
+            item: item.to_owned(),
+            status: status.code(),
+            at_ms: now as i64,
             attempt,
-            plugin_version,
-            error
-        ])?;
+            plugin_version: plugin_version.map(str::to_owned),
+            error: error.map(str::to_owned),
+        });
+        Ok(())
+    }
+
+    /// Write the events buffered so far, many rows per statement.
+    fn write_events(&self) -> rusqlite::Result<()> {
+        let rows = std::mem::take(&mut *self.events.borrow_mut());
+        let mut rest = &rows[..];
+        for (size, sql) in EVENT_ROWS.iter().zip(&self.events_sql) {
+            while rest.len() >= *size {
+                let (chunk, more) = rest.split_at(*size);
+                let mut stmt = self.conn.prepare_cached(sql)?;
+                let mut at = 1;
+                for e in chunk {
+                    stmt.raw_bind_parameter(at, e.message_seq)?;
+                    stmt.raw_bind_parameter(at + 1, e.seq)?;
+                    stmt.raw_bind_parameter(at + 2, e.item.as_str())?;
+                    stmt.raw_bind_parameter(at + 3, e.status)?;
+                    stmt.raw_bind_parameter(at + 4, e.at_ms)?;
+                    stmt.raw_bind_parameter(at + 5, e.attempt)?;
+                    stmt.raw_bind_parameter(at + 6, e.plugin_version.as_deref())?;
+                    stmt.raw_bind_parameter(at + 7, e.error.as_deref())?;
+                    at += 8;
+                }
+                stmt.raw_execute()?;
+                rest = more;
+            }
+        }
         Ok(())
     }
 
@@ -658,6 +765,7 @@ impl Writer {
 
     fn rollback(&self) {
         self.forget_seqs();
+        self.events.borrow_mut().clear();
         if !self.conn.is_autocommit()
             && let Err(e) = self.conn.execute_batch("ROLLBACK")
         {
@@ -737,7 +845,11 @@ mod tests {
     fn no_hop_statement_builds_an_ephemeral_table() {
         let dir = tempfile::tempdir().unwrap();
         let conn = schema::open_writer(&dir.path().join(schema::DB_FILE), true).unwrap();
-        for sql in [QUEUE_ENTER, QUEUE_SET, QUEUE_ADD, EVENT_ADD, COUNTER_SET] {
+        let events = EVENT_ROWS.map(events_sql);
+        for sql in [QUEUE_ENTER, QUEUE_SET, QUEUE_ADD, COUNTER_SET]
+            .into_iter()
+            .chain(events.iter().map(String::as_str))
+        {
             let mut stmt = conn.prepare(&format!("EXPLAIN {sql}")).unwrap();
             let count = stmt.parameter_count();
             let values = vec![rusqlite::types::Value::Null; count];

@@ -331,6 +331,82 @@ fn a_bad_batch_fails_alone_inside_a_shared_commit() {
     assert!(matches!(store.write(mark), Err(StoreError::NotFound { .. })));
 }
 
+/// A hop's outcome (new messages, then the mark of the one they came from) commits
+/// without a savepoint; a batch that repeats a new message, or marks one that is
+/// not stored, still rolls back whole, also when it shares the commit.
+#[test]
+fn multi_operation_batches_commit_whole_or_roll_back_whole() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(dir.path());
+    let (parent, idx) = adt("H1", "P1");
+    store.ingest(&parent, &idx, "route").unwrap();
+    let child = |to: &str| {
+        let mut c = Envelope::hl7("route", parent.body.clone());
+        c.parent_id = Some(parent.id);
+        c.target = to.to_owned();
+        c
+    };
+    let (a, b) = (child("a"), child("b"));
+    let mut hop = WriteBatch::new();
+    hop.enqueue(&a, &idx, "a")
+        .enqueue(&b, &idx, "b")
+        .mark(parent.id, "route", Status::Done, 1, None, None);
+    let twice = child("a");
+    let mut repeated = WriteBatch::new();
+    repeated.enqueue(&twice, &idx, "a").enqueue(&twice, &idx, "a");
+    let orphan = child("b");
+    let mut unknown = WriteBatch::new();
+    unknown
+        .enqueue(&orphan, &idx, "b")
+        .mark(uuid::Uuid::now_v7(), "route", Status::Done, 1, None, None);
+    let pending = [store.submit(hop), store.submit(repeated), store.submit(unknown)];
+    let [hop, repeated, unknown] = pending.map(|p| p.wait());
+    hop.unwrap();
+    assert!(
+        matches!(repeated, Err(StoreError::WrongState { .. })),
+        "{repeated:?}"
+    );
+    assert!(matches!(unknown, Err(StoreError::NotFound { .. })), "{unknown:?}");
+    assert_eq!(store.get(twice.id).unwrap(), None, "rolled back whole");
+    assert_eq!(store.get(orphan.id).unwrap(), None, "rolled back whole");
+    for (c, item) in [(&a, "a"), (&b, "b")] {
+        let stored = store.get(c.id).unwrap().expect("the hop's copies are stored");
+        assert_eq!(stored.states.len(), 1);
+        assert_eq!(
+            (stored.states[0].item.as_str(), stored.states[0].status),
+            (item, Status::Queued)
+        );
+    }
+    let parent_state = store.get(parent.id).unwrap().unwrap().states;
+    assert_eq!(parent_state[0].status, Status::Done);
+    assert_eq!(store.count_messages().unwrap(), 3);
+    // the trace has the events of what committed, in order, and none of what rolled back
+    let session: Vec<(String, Status)> = store
+        .trace(TraceKey::Message(parent.id))
+        .unwrap()
+        .into_iter()
+        .map(|e| (e.item, e.status))
+        .collect();
+    assert_eq!(
+        session,
+        [
+            ("route".to_owned(), Status::Queued),
+            ("route".to_owned(), Status::Done)
+        ]
+    );
+    for c in [&a, &b] {
+        assert_eq!(store.trace(TraceKey::Message(c.id)).unwrap().len(), 1);
+    }
+    for gone in [&twice, &orphan] {
+        assert!(
+            store
+                .trace(TraceKey::Message(gone.id))
+                .unwrap_or_default()
+                .is_empty()
+        );
+    }
+}
+
 /// One-operation batches run without a savepoint: each refused one must have
 /// written nothing, while the others in the same commit are kept.
 #[test]

@@ -151,6 +151,20 @@ impl Conn {
         Some(reply[start..reply.len() - 2].to_vec())
     }
 
+    /// Write every frame, let replies pile up unread for `wait`, then close: with
+    /// unread data the kernel resets the connection, so the engine's next reply
+    /// write fails while frames are still being committed.
+    pub fn send_and_reset(mut self, payloads: &[String], wait: Duration) {
+        let mut frames = Vec::new();
+        for payload in payloads {
+            frames.push(0x0b);
+            frames.extend_from_slice(payload.as_bytes());
+            frames.extend_from_slice(&[0x1c, 0x0d]);
+        }
+        let _ = self.0.write_all(&frames);
+        std::thread::sleep(wait);
+    }
+
     /// Send every frame without waiting, then read one reply per frame, in order
     /// (a sender with a window as wide as `payloads`); `None` on any error.
     pub fn pipeline(&mut self, payloads: &[String]) -> Option<Vec<Vec<u8>>> {
