@@ -157,7 +157,7 @@ fn route_run(threads: usize, total: usize) -> (f64, f64, u64) {
                         .collect();
                     let mut done = WriteBatch::new();
                     for (c, to) in &children {
-                        done.enqueue(c, &idx, to);
+                        done.enqueue_copy(c, &idx, to, &msg);
                     }
                     done.mark(msg.id, "route", Status::Done, 1, None, None);
                     drop(store.submit(done));

@@ -137,7 +137,13 @@ impl Persist {
     ) {
         let mut batch = WriteBatch::new();
         for (target, child) in children {
-            batch.enqueue(child, &index_of(&child.body), target);
+            let idx = index_of(&child.body);
+            if input_stored {
+                // a routed copy with the input's body shares the stored one
+                batch.enqueue_copy(child, &idx, target, input);
+            } else {
+                batch.enqueue(child, &idx, target);
+            }
         }
         if input_stored {
             batch.mark(input.id, item, Status::Done, input.attempt, plugin_version, note);

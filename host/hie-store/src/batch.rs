@@ -18,6 +18,9 @@ pub(crate) enum Op {
         idx: Indexed,
         item: String,
         kind: StoreKind,
+        /// A stored message whose body this one has, byte for byte: the row refers
+        /// to it instead of holding a copy (if it is stored).
+        body_of: Option<MessageId>,
     },
     Mark {
         id: MessageId,
@@ -149,6 +152,21 @@ impl WriteBatch {
         self.store(msg, idx, item, StoreKind::Enqueue)
     }
 
+    /// Like [`WriteBatch::enqueue`] for a message derived from the stored message
+    /// `from` (a routed copy): if it has `from`'s body byte for byte and is in its
+    /// session, the store keeps one body for both. Otherwise (or if `from` turns out
+    /// not to be stored) the copy keeps its own.
+    pub fn enqueue_copy(&mut self, msg: &Envelope, idx: &Indexed, item: &str, from: &Envelope) -> &mut Self {
+        self.store(msg, idx, item, StoreKind::Enqueue);
+        if msg.session_id == from.session_id
+            && msg.body == from.body
+            && let Some(Op::Store { body_of, .. }) = self.ops.last_mut()
+        {
+            *body_of = Some(from.id);
+        }
+        self
+    }
+
     /// Record a status change of message `id` at `item`.
     pub fn mark(
         &mut self,
@@ -224,6 +242,7 @@ impl WriteBatch {
             idx: idx.clone(),
             item: item.to_owned(),
             kind,
+            body_of: None,
         });
         self
     }

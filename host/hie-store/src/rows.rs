@@ -8,12 +8,15 @@ use crate::{Indexed, MessageSummary, Status, StoreError};
 
 /// Columns of `messages` read by [`envelope_from_row`], prefixed with `m.`.
 pub(crate) const ENVELOPE_COLUMNS: &str = "m.id, m.session_id, m.correlation_id, m.parent_id, m.source, \
-     m.target, m.priority, m.created_at_ms, m.content_type, m.properties, m.attempt, m.body, \
+     m.target, m.priority, m.created_at_ms, m.content_type, m.properties, m.attempt, \
+     CASE WHEN m.body_of IS NULL THEN m.body ELSE (SELECT b.body FROM messages b WHERE b.seq = m.body_of) END, \
      m.control_id, m.message_type, m.sending_app, m.sending_facility, m.patient_id";
 
 /// Columns of `messages` read by [`summary_from_row`], prefixed with `m.`.
 pub(crate) const SUMMARY_COLUMNS: &str = "m.id, m.session_id, m.parent_id, m.source, m.target, \
-     m.created_at_ms, m.content_type, length(m.body), m.control_id, m.message_type, m.sending_app, \
+     m.created_at_ms, m.content_type, \
+     CASE WHEN m.body_of IS NULL THEN length(m.body) ELSE (SELECT length(b.body) FROM messages b WHERE b.seq = m.body_of) END, \
+     m.control_id, m.message_type, m.sending_app, \
      m.sending_facility, m.patient_id";
 
 pub(crate) fn uuid_col(row: &Row<'_>, i: usize) -> rusqlite::Result<MessageId> {
@@ -108,18 +111,22 @@ fn decode_properties(id: MessageId, bytes: &[u8]) -> Result<Properties, StoreErr
 }
 
 /// Insert a message row and return its `seq`.
+/// `body_of`: the `seq` of a stored message with the same body, which this row then
+/// refers to instead of holding a copy.
 pub(crate) fn insert_message(
     conn: &Connection,
     msg: &Envelope,
     idx: &Indexed,
     now_ms: u64,
+    body_of: Option<i64>,
 ) -> rusqlite::Result<i64> {
     let mut stmt = conn.prepare_cached(
         "INSERT INTO messages (id, session_id, correlation_id, parent_id, source, target, priority, \
          created_at_ms, stored_at_ms, content_type, control_id, message_type, sending_app, \
-         sending_facility, patient_id, properties, attempt, body) \
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18)",
+         sending_facility, patient_id, properties, attempt, body, body_of) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19)",
     )?;
+    let body: &[u8] = if body_of.is_some() { &[] } else { &msg.body[..] };
     stmt.execute(params![
         msg.id.as_bytes(),
         msg.session_id.as_bytes(),
@@ -138,7 +145,8 @@ pub(crate) fn insert_message(
         idx.patient_id,
         encode_properties(&msg.properties),
         msg.attempt,
-        &msg.body[..],
+        body,
+        body_of,
     ])?;
     Ok(conn.last_insert_rowid())
 }

@@ -128,6 +128,12 @@ const MIGRATIONS: &[&str] = &[
     DROP TABLE events;
     ALTER TABLE events_by_message RENAME TO events;
     ",
+    // 3: a routed copy whose body is its parent's, byte for byte, stores no body of
+    // its own: `body_of` is the `seq` of the row holding it (NULL: the row's own).
+    // Purge gives such a copy its body back before it deletes the row holding it.
+    "
+    ALTER TABLE messages ADD COLUMN body_of INTEGER;
+    ",
 ];
 
 /// Name of the row of `counters` that holds the last event `seq` written.
@@ -346,6 +352,7 @@ mod tests {
     /// Fingerprints of the released migrations' texts.
     const RELEASED_1: u64 = 0xe906_6fdd_0102_ba0c;
     const RELEASED_2: u64 = 0x560e_a310_f67e_ed97;
+    const RELEASED_3: u64 = 0x3fd6_c267_daa3_2d37;
 
     /// FNV-1a of a migration's text.
     fn fingerprint(sql: &str) -> u64 {
@@ -358,7 +365,7 @@ mod tests {
     fn released_migrations_are_never_edited() {
         // a store already at version N never runs migration N again, so an edit to a
         // released entry reaches only new stores: append a migration instead
-        let released: [u64; 2] = [RELEASED_1, RELEASED_2];
+        let released: [u64; 3] = [RELEASED_1, RELEASED_2, RELEASED_3];
         for (i, want) in released.iter().enumerate() {
             assert_eq!(
                 fingerprint(MIGRATIONS[i]),

@@ -338,7 +338,13 @@ impl Writer {
     /// first), which lets a one-operation batch go without a savepoint.
     fn apply(&self, op: &Op, now: u64) -> Result<Applied, OpError> {
         match op {
-            Op::Store { msg, idx, item, kind } => self.store(msg, idx, item, kind, now),
+            Op::Store {
+                msg,
+                idx,
+                item,
+                kind,
+                body_of,
+            } => self.store(msg, idx, item, kind, *body_of, now),
             Op::Mark {
                 id,
                 item,
@@ -420,6 +426,7 @@ impl Writer {
         idx: &Indexed,
         item: &str,
         kind: &StoreKind,
+        body_of: Option<MessageId>,
         now: u64,
     ) -> Result<Applied, OpError> {
         if let StoreKind::IngestDedup { .. } = kind
@@ -430,7 +437,13 @@ impl Writer {
         let seq = match (self.lookup_seq(msg.id)?, kind) {
             (Some(seq), StoreKind::Enqueue) => seq,
             (Some(_), _) => return Err(OpError::Request(StoreError::AlreadyStored { id: msg.id })),
-            (None, _) => self.insert(msg, idx, now)?,
+            (None, _) => {
+                let holder = match body_of {
+                    Some(id) => self.body_holder(id)?,
+                    None => None,
+                };
+                self.insert_sharing(msg, idx, now, holder)?
+            }
         };
         let inserted = self.conn.prepare_cached(QUEUE_ENTER)?.execute(params![
             seq,
@@ -560,7 +573,7 @@ impl Writer {
             attempt: 1,
             ..original
         };
-        self.store(&copy, &idx, to_item, &StoreKind::Enqueue, now)?;
+        self.store(&copy, &idx, to_item, &StoreKind::Enqueue, None, now)?;
         Ok(Applied::Resent { id: copy.id })
     }
 
@@ -589,7 +602,31 @@ impl Writer {
     }
 
     fn insert(&self, msg: &Envelope, idx: &Indexed, now: u64) -> rusqlite::Result<i64> {
-        let seq = insert_message(&self.conn, msg, idx, now)?;
+        self.insert_sharing(msg, idx, now, None)
+    }
+
+    /// The `seq` of the row that holds the body of stored message `id`: its own, or
+    /// the one it shares (so a copy of a copy refers to the row with the bytes).
+    fn body_holder(&self, id: MessageId) -> rusqlite::Result<Option<i64>> {
+        let Some(seq) = self.lookup_seq(id)? else {
+            return Ok(None);
+        };
+        let shared: Option<i64> = self
+            .conn
+            .prepare_cached("SELECT body_of FROM messages WHERE seq = ?1")?
+            .query_row([seq], |r| r.get(0))?;
+        Ok(Some(shared.unwrap_or(seq)))
+    }
+
+    /// Insert a message row; with `body_of`, one that refers to that row's body.
+    fn insert_sharing(
+        &self,
+        msg: &Envelope,
+        idx: &Indexed,
+        now: u64,
+        body_of: Option<i64>,
+    ) -> rusqlite::Result<i64> {
+        let seq = insert_message(&self.conn, msg, idx, now, body_of)?;
         self.remember_seq(msg.id, seq);
         Ok(seq)
     }
@@ -724,6 +761,13 @@ impl Writer {
         self.conn
             .prepare_cached(&select)?
             .execute(params![cutoff_ms as i64, limit as i64])?;
+        // a copy that stays keeps the body it shared with a message that goes; copies
+        // share their parent's session, whose index finds them
+        self.conn.execute_batch(
+            "UPDATE messages SET body = (SELECT b.body FROM messages b WHERE b.seq = messages.body_of), body_of = NULL \
+             WHERE session_id IN (SELECT p.session_id FROM messages p WHERE p.seq IN (SELECT seq FROM temp.purge_set)) \
+             AND body_of IN (SELECT seq FROM temp.purge_set) AND seq NOT IN (SELECT seq FROM temp.purge_set);",
+        )?;
         self.conn.execute_batch(
             "DELETE FROM events WHERE message_seq IN (SELECT seq FROM temp.purge_set);
              DELETE FROM queue WHERE message_seq IN (SELECT seq FROM temp.purge_set);",

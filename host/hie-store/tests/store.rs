@@ -407,6 +407,86 @@ fn multi_operation_batches_commit_whole_or_roll_back_whole() {
     }
 }
 
+/// A routed copy with its parent's body keeps no body of its own, reads back whole
+/// (a copy of a copy too), and gets its body back when the parent is purged first.
+#[test]
+fn routed_copies_share_their_parents_body_until_it_is_purged() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(dir.path());
+    let (parent, idx) = sized("S1", 4096);
+    store.ingest(&parent, &idx, "route").unwrap();
+    let derive = |from: &Envelope, to: &str, body: Option<&'static [u8]>| {
+        let mut c = Envelope::hl7("route", body.map_or(from.body.clone(), Bytes::from_static));
+        c.parent_id = Some(from.id);
+        c.session_id = from.session_id;
+        c.target = to.to_owned();
+        c
+    };
+    let same = derive(&parent, "a", None);
+    let changed = derive(&parent, "b", Some(b"MSH|^~\\&|changed\r"));
+    let mut other_session = derive(&parent, "c", None);
+    other_session.session_id = uuid::Uuid::now_v7();
+    let mut hop = WriteBatch::new();
+    hop.enqueue_copy(&same, &idx, "a", &parent)
+        .enqueue_copy(&changed, &idx, "b", &parent)
+        .enqueue_copy(&other_session, &idx, "c", &parent)
+        .mark(parent.id, "route", Status::Done, 1, None, None);
+    store.write(hop).unwrap();
+    let again = derive(&same, "d", None);
+    let mut next = WriteBatch::new();
+    next.enqueue_copy(&again, &idx, "d", &same);
+    store.write(next).unwrap();
+
+    for m in [&same, &changed, &other_session, &again] {
+        assert_eq!(store.get(m.id).unwrap().unwrap().envelope, *m, "reads back whole");
+    }
+    let summary = store
+        .search(&SearchQuery {
+            control_id: Some("S1".into()),
+            ..SearchQuery::default()
+        })
+        .unwrap();
+    assert!(summary.iter().all(|m| m.body_len > 0), "{summary:?}");
+    let shared = |id: uuid::Uuid| -> (i64, Option<i64>) {
+        let conn = rusqlite::Connection::open(store.path()).unwrap();
+        conn.query_row(
+            "SELECT length(body), body_of FROM messages WHERE id = ?1",
+            [id.as_bytes()],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .unwrap()
+    };
+    let (parent_len, _) = shared(parent.id);
+    assert_eq!(parent_len, 4096);
+    let (len, of) = shared(same.id);
+    assert_eq!((len, of.is_some()), (0, true), "the copy holds no body");
+    assert_eq!(
+        shared(again.id).1,
+        of,
+        "a copy of a copy refers to the row with the bytes"
+    );
+    assert_eq!(
+        shared(changed.id),
+        (changed.body.len() as i64, None),
+        "a changed body is its own"
+    );
+    assert_eq!(shared(other_session.id).1, None, "another session keeps its own");
+
+    // the parent and its done copies go, the dead-lettered copy stays with its body
+    for (m, item) in [(&same, "a"), (&changed, "b"), (&other_session, "c")] {
+        store.mark(m.id, item, Status::Done, 1, None, None).unwrap();
+    }
+    store
+        .mark(again.id, "d", Status::DeadLettered, 1, None, Some("down"))
+        .unwrap();
+    let purged = store.purge(i64::MAX as u64, &[Status::Done]).unwrap();
+    assert_eq!(purged, 4);
+    assert_eq!(store.get(parent.id).unwrap(), None);
+    let kept = store.get(again.id).unwrap().expect("a dead letter is not purged");
+    assert_eq!(kept.envelope.body, parent.body, "its body survives the parent");
+    assert_eq!(shared(again.id), (4096, None));
+}
+
 /// One-operation batches run without a savepoint: each refused one must have
 /// written nothing, while the others in the same commit are kept.
 #[test]
