@@ -245,7 +245,8 @@ impl Shared {
         self.after_push(&item, pushed)
     }
 
-    fn accepting(&self, target: &str) -> Result<Arc<ItemRuntime>, Failure> {
+    /// The item `target` if it takes messages now; the failure to report if not.
+    pub(crate) fn accepting(&self, target: &str) -> Result<Arc<ItemRuntime>, Failure> {
         let Some(item) = self.item(target) else {
             return Err(Failure::permanent(
                 outward::UNKNOWN_TARGET,

@@ -298,18 +298,7 @@ impl Drop for CommitWait {
 /// send it again, rather than a stored message nobody takes.
 fn room_for(shared: &Shared, destinations: &[String]) -> Result<(), Failure> {
     for name in destinations {
-        let Some(item) = shared.item(name) else {
-            return Err(Failure::permanent(
-                outward::UNKNOWN_TARGET,
-                format!("no item named {name:?}"),
-            ));
-        };
-        if !item.is_accepting() {
-            return Err(Failure::transient(
-                outward::ITEM_UNAVAILABLE,
-                format!("item {name} is not taking messages"),
-            ));
-        }
+        let item = shared.accepting(name)?;
         if item.config.queue.overflow != Overflow::Block && item.queue.stats().depth >= item.queue.capacity()
         {
             return Err(Failure::transient(
