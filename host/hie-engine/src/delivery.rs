@@ -186,6 +186,29 @@ impl Gate {
     }
 }
 
+/// Entries taken out of a queue that closes, made ready to be refused or dead-lettered:
+/// an entry still behind its intake's gate waits for that commit. One that was not
+/// stored is dropped (its sender was answered); one that was loses its gate, so it is
+/// dead-lettered like any stored message.
+pub async fn settled(deliveries: Vec<Delivery>) -> Vec<Delivery> {
+    if deliveries.iter().all(|d| d.gate.is_none()) {
+        return deliveries;
+    }
+    let waited = tokio::task::spawn_blocking(move || {
+        deliveries
+            .into_iter()
+            .filter_map(|mut d| match d.gate.take() {
+                Some(gate) => gate.wait().ok().map(|()| d),
+                None => Some(d),
+            })
+            .collect()
+    });
+    waited.await.unwrap_or_else(|e| {
+        tracing::error!(error = %e, "waiting for intake commits of a closing queue failed");
+        Vec::new()
+    })
+}
+
 impl Default for Gate {
     fn default() -> Self {
         Gate::new()
@@ -209,6 +232,36 @@ mod tests {
         assert_eq!(waiting.join().unwrap(), Ok(()));
         gate.shut(None);
         assert_eq!(gate.wait(), Ok(()), "a later decision changes nothing");
+    }
+
+    #[test]
+    fn a_closing_queue_keeps_what_was_stored_and_drops_what_was_not() {
+        let runtime = tokio::runtime::Builder::new_multi_thread().build().unwrap();
+        let entry = |body: &str, gate: Option<&Gate>| Delivery {
+            gate: gate.cloned(),
+            ..Delivery::message(Envelope::hl7("in", body.to_owned()))
+        };
+        let (stored, refused) = (Gate::new(), Gate::new());
+        refused.shut(Some(Failure::transient("storage-unavailable", "disk full")));
+        let deciding = {
+            let stored = stored.clone();
+            std::thread::spawn(move || {
+                std::thread::sleep(std::time::Duration::from_millis(50));
+                stored.open();
+            })
+        };
+        let kept = runtime.block_on(settled(vec![
+            entry("stored", Some(&stored)),
+            entry("refused", Some(&refused)),
+            entry("plain", None),
+        ]));
+        deciding.join().unwrap();
+        let bodies: Vec<&[u8]> = kept.iter().map(|d| &d.envelope().unwrap().body[..]).collect();
+        assert_eq!(bodies, [&b"stored"[..], &b"plain"[..]]);
+        assert!(
+            kept.iter().all(|d| d.gate.is_none()),
+            "what stays is dead-lettered as stored"
+        );
     }
 
     #[test]

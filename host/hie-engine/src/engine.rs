@@ -828,7 +828,7 @@ impl Engine {
         item.set_state(ItemState::Disabled);
         item.queue.close();
         join_workers(&item).await;
-        for d in item.queue.drain_waiting() {
+        for d in crate::delivery::settled(item.queue.drain_waiting()).await {
             self.shared.refuse(
                 d,
                 Failure::transient(

@@ -253,28 +253,31 @@ impl Engine {
             old.set_state(ItemState::Stopping);
             old.queue.close();
             join_workers(&old).await;
+            let mut refused = Vec::new();
             for delivery in old.queue.drain_waiting() {
                 moved += 1;
-                let refused = match &replacement {
+                match &replacement {
                     Some(new) => {
                         let key = delivery.envelope().and_then(|m| new.key_of(m));
-                        new.queue.push_force(delivery, key).err().map(|e| match e {
-                            crate::queue::PushError::Full(d) | crate::queue::PushError::Closed(d) => *d,
-                        })
+                        if let Err(crate::queue::PushError::Full(d) | crate::queue::PushError::Closed(d)) =
+                            new.queue.push_force(delivery, key)
+                        {
+                            refused.push(*d);
+                        }
                     }
-                    None => Some(delivery),
-                };
-                if let Some(d) = refused {
-                    dead += 1;
-                    shared.refuse(
-                        d,
-                        Failure::transient(
-                            outward::ITEM_UNAVAILABLE,
-                            format!("item {} was removed by a config reload", old.config.name),
-                        ),
-                        Some(&old.config.name),
-                    );
+                    None => refused.push(delivery),
                 }
+            }
+            for d in crate::delivery::settled(refused).await {
+                dead += 1;
+                shared.refuse(
+                    d,
+                    Failure::transient(
+                        outward::ITEM_UNAVAILABLE,
+                        format!("item {} was removed by a config reload", old.config.name),
+                    ),
+                    Some(&old.config.name),
+                );
             }
             tracing::info!(item = %old.config.name, replaced = replacement.is_some(), "item retired by config reload");
         }
