@@ -611,11 +611,14 @@ impl Writer {
         let Some(seq) = self.lookup_seq(id)? else {
             return Ok(None);
         };
-        let shared: Option<i64> = self
+        // a row the cache names is there (the cache is cleared on rollback and purge);
+        // were it not, the copy keeps its own body rather than failing the commit
+        let shared: Option<Option<i64>> = self
             .conn
             .prepare_cached("SELECT body_of FROM messages WHERE seq = ?1")?
-            .query_row([seq], |r| r.get(0))?;
-        Ok(Some(shared.unwrap_or(seq)))
+            .query_row([seq], |r| r.get(0))
+            .optional()?;
+        Ok(shared.map(|of| of.unwrap_or(seq)))
     }
 
     /// Insert a message row; with `body_of`, one that refers to that row's body.
