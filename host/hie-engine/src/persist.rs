@@ -136,13 +136,14 @@ impl Persist {
         children: &[(String, Envelope)],
     ) {
         let mut batch = WriteBatch::new();
+        // a routed copy with the input's body shares the stored one, and its index
+        let mut input_idx = None;
         for (target, child) in children {
-            let idx = index_of(&child.body);
-            if input_stored {
-                // a routed copy with the input's body shares the stored one
-                batch.enqueue_copy(child, &idx, target, input);
+            if input_stored && child.body == input.body {
+                let idx = input_idx.get_or_insert_with(|| index_of(&input.body));
+                batch.enqueue_copy(child, idx, target, input);
             } else {
-                batch.enqueue(child, &idx, target);
+                batch.enqueue(child, &index_of(&child.body), target);
             }
         }
         if input_stored {

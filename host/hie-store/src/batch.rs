@@ -130,7 +130,7 @@ impl WriteBatch {
 
     /// Store a new inbound message and queue it at `item`.
     pub fn ingest(&mut self, msg: &Envelope, idx: &Indexed, item: &str) -> &mut Self {
-        self.store(msg, idx, item, StoreKind::Ingest)
+        self.store(msg, idx, item, StoreKind::Ingest, None)
     }
 
     /// Like [`WriteBatch::ingest`] unless the same upstream message was seen within the
@@ -144,12 +144,12 @@ impl WriteBatch {
         item: &str,
         ack: Option<Bytes>,
     ) -> &mut Self {
-        self.store(msg, idx, item, StoreKind::IngestDedup { ack })
+        self.store(msg, idx, item, StoreKind::IngestDedup { ack }, None)
     }
 
     /// Store a message a route derived (or reuse a stored one) and queue it at `item`.
     pub fn enqueue(&mut self, msg: &Envelope, idx: &Indexed, item: &str) -> &mut Self {
-        self.store(msg, idx, item, StoreKind::Enqueue)
+        self.store(msg, idx, item, StoreKind::Enqueue, None)
     }
 
     /// Like [`WriteBatch::enqueue`] for a message derived from the stored message
@@ -157,14 +157,8 @@ impl WriteBatch {
     /// session, the store keeps one body for both. Otherwise (or if `from` turns out
     /// not to be stored) the copy keeps its own.
     pub fn enqueue_copy(&mut self, msg: &Envelope, idx: &Indexed, item: &str, from: &Envelope) -> &mut Self {
-        self.store(msg, idx, item, StoreKind::Enqueue);
-        if msg.session_id == from.session_id
-            && msg.body == from.body
-            && let Some(Op::Store { body_of, .. }) = self.ops.last_mut()
-        {
-            *body_of = Some(from.id);
-        }
-        self
+        let shares = msg.session_id == from.session_id && msg.body == from.body;
+        self.store(msg, idx, item, StoreKind::Enqueue, shares.then_some(from.id))
     }
 
     /// Record a status change of message `id` at `item`.
@@ -236,13 +230,20 @@ impl WriteBatch {
         self
     }
 
-    fn store(&mut self, msg: &Envelope, idx: &Indexed, item: &str, kind: StoreKind) -> &mut Self {
+    fn store(
+        &mut self,
+        msg: &Envelope,
+        idx: &Indexed,
+        item: &str,
+        kind: StoreKind,
+        body_of: Option<MessageId>,
+    ) -> &mut Self {
         self.ops.push(Op::Store {
             msg: Box::new(msg.clone()),
             idx: idx.clone(),
             item: item.to_owned(),
             kind,
-            body_of: None,
+            body_of,
         });
         self
     }

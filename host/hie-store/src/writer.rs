@@ -58,10 +58,10 @@ pub(crate) struct Writer {
     shared: Arc<Shared>,
     settings: WriterSettings,
     last_probe: Option<Instant>,
-    /// `seq` of messages this writer stored or looked up lately, so the marks of a
+    /// Rows of messages this writer stored or looked up lately, so the marks of a
     /// message's hops skip the index lookup. Only holds committed or current-transaction
     /// rows: cleared whenever anything is rolled back or purged.
-    seqs: RefCell<HashMap<MessageId, i64>>,
+    seqs: RefCell<HashMap<MessageId, CachedRow>>,
     /// Last event `seq` handed out. Never goes back, so a rolled-back transaction
     /// leaves a gap rather than a reused number; `counters` holds the committed one.
     event_seq: Cell<i64>,
@@ -112,6 +112,15 @@ struct EventRow {
 }
 /// The last event `seq` of the transaction.
 const COUNTER_SET: &str = "UPDATE counters SET value = ?2 WHERE name = ?1";
+
+/// A message row the writer knows.
+#[derive(Debug, Clone, Copy)]
+struct CachedRow {
+    seq: i64,
+    /// The row that holds its body (its own `seq`, or the one it shares), when known:
+    /// for rows this writer inserted.
+    holder: Option<i64>,
+}
 
 /// Most entries of [`Writer::seqs`]; it is emptied when full (a lookup refills it).
 const MAX_CACHED_SEQS: usize = 100_000;
@@ -238,8 +247,8 @@ impl Writer {
         let mut results = Vec::with_capacity(batches.len());
         for batch in batches {
             // An operation refused for its request has written nothing (see `apply`),
-            // so only a batch of several needs a savepoint to undo the ones before it;
-            // a savepoint costs a copy of every page the batch touches.
+            // so only a batch of several can need a savepoint to undo the ones before
+            // it, and only if a later one can still be refused (`needs_savepoint`).
             let savepoint = self.needs_savepoint(batch)?;
             if savepoint {
                 self.conn.prepare_cached("SAVEPOINT batch")?.execute([])?;
@@ -379,7 +388,7 @@ impl Writer {
             } => {
                 let seq = match self.lookup_seq(msg.id)? {
                     Some(seq) => seq,
-                    None => self.insert(msg, idx, now)?,
+                    None => self.insert(msg, idx, now, None)?,
                 };
                 let status = Status::DeadLettered;
                 self.set_state(seq, item, status, msg.attempt, now)?;
@@ -442,7 +451,7 @@ impl Writer {
                     Some(id) => self.body_holder(id)?,
                     None => None,
                 };
-                self.insert_sharing(msg, idx, now, holder)?
+                self.insert(msg, idx, now, holder)?
             }
         };
         let inserted = self.conn.prepare_cached(QUEUE_ENTER)?.execute(params![
@@ -584,8 +593,8 @@ impl Writer {
 
     /// `seq` of message `id` if it is stored: from the cache, else from the index.
     fn lookup_seq(&self, id: MessageId) -> rusqlite::Result<Option<i64>> {
-        if let Some(seq) = self.seqs.borrow().get(&id) {
-            return Ok(Some(*seq));
+        if let Some(row) = self.seqs.borrow().get(&id) {
+            return Ok(Some(row.seq));
         }
         {
             let mut absent = self.absent.borrow_mut();
@@ -596,18 +605,20 @@ impl Writer {
         }
         let found = message_seq(&self.conn, id)?;
         if let Some(seq) = found {
-            self.remember_seq(id, seq);
+            self.remember(id, CachedRow { seq, holder: None });
         }
         Ok(found)
-    }
-
-    fn insert(&self, msg: &Envelope, idx: &Indexed, now: u64) -> rusqlite::Result<i64> {
-        self.insert_sharing(msg, idx, now, None)
     }
 
     /// The `seq` of the row that holds the body of stored message `id`: its own, or
     /// the one it shares (so a copy of a copy refers to the row with the bytes).
     fn body_holder(&self, id: MessageId) -> rusqlite::Result<Option<i64>> {
+        if let Some(CachedRow {
+            holder: Some(holder), ..
+        }) = self.seqs.borrow().get(&id)
+        {
+            return Ok(Some(*holder));
+        }
         let Some(seq) = self.lookup_seq(id)? else {
             return Ok(None);
         };
@@ -622,24 +633,19 @@ impl Writer {
     }
 
     /// Insert a message row; with `body_of`, one that refers to that row's body.
-    fn insert_sharing(
-        &self,
-        msg: &Envelope,
-        idx: &Indexed,
-        now: u64,
-        body_of: Option<i64>,
-    ) -> rusqlite::Result<i64> {
+    fn insert(&self, msg: &Envelope, idx: &Indexed, now: u64, body_of: Option<i64>) -> rusqlite::Result<i64> {
         let seq = insert_message(&self.conn, msg, idx, now, body_of)?;
-        self.remember_seq(msg.id, seq);
+        let holder = Some(body_of.unwrap_or(seq));
+        self.remember(msg.id, CachedRow { seq, holder });
         Ok(seq)
     }
 
-    fn remember_seq(&self, id: MessageId, seq: i64) {
+    fn remember(&self, id: MessageId, row: CachedRow) {
         let mut seqs = self.seqs.borrow_mut();
         if seqs.len() >= MAX_CACHED_SEQS {
             seqs.clear();
         }
-        seqs.insert(id, seq);
+        seqs.insert(id, row);
     }
 
     /// After a rollback or a purge the cache may name rows that are gone.
