@@ -227,7 +227,7 @@ targets = ["route"]
 [[items]]
 name = "{name}"
 kind = "operation"
-adapter = {{ type = "mllp-out", host = "127.0.0.1", port = {port}, ack_timeout = "60s" }}
+adapter = {{ type = "mllp-out", host = "127.0.0.1", port = {port}, ack_timeout = "60s", max_in_flight = 16 }}
 retry = {{ max_attempts = 5, backoff = "200ms", max_backoff = "5s" }}
 "#
         );
@@ -665,8 +665,11 @@ fn profile_hot_path(hie: &Hie, settings: &Settings) -> String {
             ],
         ),
         (
-            "mllp-out delivery to the sinks (blocking client, send + wait for ACK)",
-            &["MllpOut as hie_engine::plugin::OutboundAdapter>::call"],
+            "mllp-out delivery to the sinks (blocking client: write a window, read its ACKs)",
+            &[
+                "MllpOut as hie_engine::plugin::OutboundAdapter>::call",
+                "MllpOut as hie_engine::plugin::OutboundAdapter>::send_many",
+            ],
         ),
         (
             "inbound MLLP tasks on tokio (read frames, store, ACK)",
@@ -1024,7 +1027,8 @@ HIE_BENCH_SCENARIOS=router,peer cargo bench -p hie-benches --bench e2e   # some 
 ## How it is measured
 
 - Each HIE scenario starts a fresh `hie run` (release build) on a production written for it:
-  `mllp-in` with `ack_mode = "commit"` → the route → `mllp-out` operations → `hie listen` sinks.
+  `mllp-in` with `ack_mode = "commit"` → the route → `mllp-out` operations (`max_in_flight = 16`,
+  as in `adt-demo`: up to 16 frames written before their ACKs are read) → `hie listen` sinks.
   *passthrough*: the `passthrough` plugin → 1 sink. *router*: `hl7-router`, ADT → 2 sinks.
   *router+mapper*: `hl7-router`, ADT → `hl7-mapper` (MSH-5 = PAS) → sink A, and → sink B.
   With the store (`backend = "sqlite"`) the ACK is sent once the message is committed

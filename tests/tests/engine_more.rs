@@ -1,5 +1,6 @@
-//! End to end with the real `hie run`: MLLP pipelining keeps order, inbound
-//! priority rules, restart policy `always`, and the timeout of `send-request-async`.
+//! End to end with the real `hie run`: MLLP pipelining keeps order (inbound, and
+//! outbound with `max_in_flight`), inbound priority rules, restart policy
+//! `always`, and the timeout of `send-request-async`.
 
 mod support;
 
@@ -249,4 +250,171 @@ plugin = "engine-responder"
         sink.messages().len() == 1,
         "the timed-out request must not reach the sink"
     );
+}
+
+/// A downstream MLLP peer on a thread: it lets frames pile up for a moment before
+/// each read, answers every complete frame it holds, AE to the first copy of
+/// `refuse_once` (an application error, which the default reply policy retries)
+/// and AA to everything else, and records what it answered.
+struct Downstream {
+    port: u16,
+    /// (control id, code) of every frame answered, in the order answered.
+    answered: std::sync::Arc<std::sync::Mutex<Vec<(String, String)>>>,
+    /// The most frames it held unanswered at once.
+    most_at_once: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+}
+
+impl Downstream {
+    fn start(refuse_once: &str) -> Downstream {
+        use std::sync::atomic::Ordering;
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        let port = listener.local_addr().unwrap().port();
+        let answered = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let most_at_once = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let (log, most) = (answered.clone(), most_at_once.clone());
+        let refuse_once = refuse_once.to_string();
+        std::thread::spawn(move || {
+            let mut refused = false;
+            // one connection at a time, for as long as the test runs
+            while let Ok((mut conn, _)) = listener.accept() {
+                let mut buf = Vec::new();
+                let mut chunk = [0u8; 65536];
+                loop {
+                    std::thread::sleep(Duration::from_millis(5));
+                    let n = match conn.read(&mut chunk) {
+                        Ok(0) | Err(_) => break,
+                        Ok(n) => n,
+                    };
+                    buf.extend_from_slice(&chunk[..n]);
+                    let mut replies = Vec::new();
+                    let mut held = 0;
+                    while let Some(end) = buf.windows(2).position(|w| w == [0x1c, 0x0d]) {
+                        let frame: Vec<u8> = buf.drain(..end + 2).collect();
+                        let msg = &frame[1..frame.len() - 2];
+                        let id = control_id(msg);
+                        let code = if id == refuse_once && !refused {
+                            refused = true;
+                            "AE"
+                        } else {
+                            "AA"
+                        };
+                        let ack = format!(
+                            "MSH|^~\\&|DOWN|FAC|SND|FAC|20260101000000||ACK|A{id}|P|2.5\rMSA|{code}|{id}\r"
+                        );
+                        replies.push(0x0b);
+                        replies.extend_from_slice(ack.as_bytes());
+                        replies.extend_from_slice(&[0x1c, 0x0d]);
+                        log.lock().unwrap().push((id, code.to_string()));
+                        held += 1;
+                    }
+                    most.fetch_max(held, Ordering::SeqCst);
+                    if conn.write_all(&replies).is_err() {
+                        break;
+                    }
+                }
+            }
+        });
+        Downstream {
+            port,
+            answered,
+            most_at_once,
+        }
+    }
+
+    fn answered(&self) -> Vec<(String, String)> {
+        self.answered.lock().unwrap().clone()
+    }
+}
+
+/// An inbound service straight to an `mllp-out` operation with `max_in_flight`.
+fn pipelined_out(inbound: u16, downstream: u16, max_in_flight: usize) -> String {
+    format!(
+        r#"
+[production]
+name = "e2e-out-window"
+
+[[items]]
+name = "in"
+kind = "service"
+adapter = {{ type = "mllp-in", port = {inbound}, ack_mode = "application", max_in_flight = 64 }}
+targets = ["out"]
+
+[[items]]
+name = "out"
+kind = "operation"
+adapter = {{ type = "mllp-out", port = {downstream}, ack_timeout = "5s", max_in_flight = {max_in_flight} }}
+retry = {{ max_attempts = 3, backoff = "50ms" }}
+"#
+    )
+}
+
+/// With `max_in_flight = 16` the operation sends frames without waiting for each
+/// ACK (the peer holds several unanswered at once), and the peer still gets every
+/// message once, in queue order; each upstream sender gets its AA after the
+/// downstream's.
+#[test]
+fn a_pipelined_operation_delivers_every_message_once_in_order() {
+    let down = Downstream::start("none");
+    let inbound = free_port();
+    let _p = Production::run(&pipelined_out(inbound, down.port, 16), &[], Some(inbound));
+    let sent: Vec<String> = (0..300)
+        .map(|i| hl7("ADT^A01", &format!("W{i:03}"), "P1"))
+        .collect();
+    let acks = pipelined_calls(inbound, &sent);
+    assert!(acks.iter().all(|a| ack_code(a).0 == "AA"));
+    let ids: Vec<String> = (0..300).map(|i| format!("W{i:03}")).collect();
+    let got: Vec<String> = down.answered().into_iter().map(|(id, _)| id).collect();
+    assert_eq!(got, ids, "each message once, in order");
+    let most = down.most_at_once.load(std::sync::atomic::Ordering::SeqCst);
+    assert!(
+        (2..=16).contains(&most),
+        "the peer held {most} frames unanswered at once; expected 2 to 16"
+    );
+}
+
+/// The same operation one frame at a time (the default): the peer never holds
+/// two frames at once. This is what makes the test above able to fail.
+#[test]
+fn an_operation_without_max_in_flight_waits_for_each_ack() {
+    let down = Downstream::start("none");
+    let inbound = free_port();
+    let toml = pipelined_out(inbound, down.port, 16).replace(", max_in_flight = 16 }", " }");
+    let _p = Production::run(&toml, &[], Some(inbound));
+    let sent: Vec<String> = (0..50)
+        .map(|i| hl7("ADT^A01", &format!("S{i:02}"), "P1"))
+        .collect();
+    let acks = pipelined_calls(inbound, &sent);
+    assert!(acks.iter().all(|a| ack_code(a).0 == "AA"));
+    assert_eq!(down.answered().len(), 50);
+    assert_eq!(down.most_at_once.load(std::sync::atomic::Ordering::SeqCst), 1);
+}
+
+/// A message the peer refuses with AE inside a window is sent again (on its own)
+/// after the retry backoff and accepted. The frames after it in that window, if
+/// any, were already accepted and are not sent again (so they reach the peer
+/// before the retried one): nothing is lost or accepted twice, and every
+/// upstream sender gets AA.
+#[test]
+fn a_refused_message_in_a_window_is_retried_and_nothing_else_is_resent() {
+    let down = Downstream::start("W010");
+    let inbound = free_port();
+    let _p = Production::run(&pipelined_out(inbound, down.port, 16), &[], Some(inbound));
+    let sent: Vec<String> = (0..100)
+        .map(|i| hl7("ADT^A01", &format!("W{i:03}"), "P1"))
+        .collect();
+    let acks = pipelined_calls(inbound, &sent);
+    let codes: Vec<String> = acks.iter().map(|a| ack_code(a).0).collect();
+    assert!(codes.iter().all(|c| c == "AA"), "{codes:?}");
+    let answered = down.answered();
+    assert_eq!(answered.len(), 101, "100 messages and one retry: {answered:?}");
+    let refused: Vec<&(String, String)> = answered.iter().filter(|(_, c)| c == "AE").collect();
+    assert_eq!(refused, [&("W010".to_string(), "AE".to_string())]);
+    let mut accepted: Vec<String> = answered
+        .iter()
+        .filter(|(_, c)| c == "AA")
+        .map(|(id, _)| id.clone())
+        .collect();
+    accepted.sort();
+    let ids: Vec<String> = (0..100).map(|i| format!("W{i:03}")).collect();
+    assert_eq!(accepted, ids, "every message accepted exactly once");
 }

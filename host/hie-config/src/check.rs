@@ -468,7 +468,14 @@ impl Checker<'_> {
                 ItemKind::Service,
             ),
             "mllp-out" => (
-                &["host", "port", "ack_timeout", "connect_timeout", "reply_actions"],
+                &[
+                    "host",
+                    "port",
+                    "ack_timeout",
+                    "connect_timeout",
+                    "reply_actions",
+                    "max_in_flight",
+                ],
                 ItemKind::Operation,
             ),
             "file-in" => (
@@ -613,11 +620,26 @@ impl Checker<'_> {
                     Duration::from_secs(5),
                 );
                 let ack_timeout = dur(self, &t.ack_timeout, "ack_timeout", Duration::from_secs(30));
+                let max_in_flight = match &t.max_in_flight {
+                    Some(m) => match self.positive(m, &format!("{f}.max_in_flight")) {
+                        Some(n) if n > MAX_OUT_IN_FLIGHT => {
+                            self.err(
+                                Some(m.span()),
+                                format!("{f}.max_in_flight"),
+                                format!("at most {MAX_OUT_IN_FLIGHT} frames may wait for their ACKs"),
+                            );
+                            1
+                        }
+                        n => n.unwrap_or(1),
+                    },
+                    None => 1,
+                };
                 Some(AdapterConfig::MllpOut(MllpOutConfig {
                     host,
                     port: port(self)?,
                     connect_timeout,
                     ack_timeout,
+                    max_in_flight,
                     reply_actions,
                     reply_actions_location,
                 }))
@@ -1054,6 +1076,10 @@ impl Checker<'_> {
         parsed
     }
 }
+
+/// The largest `max_in_flight` of an `mllp-out` adapter: the peer's ACKs for a
+/// whole window must fit in the socket buffers while the window is written.
+const MAX_OUT_IN_FLIGHT: usize = 256;
 
 fn present_adapter_fields(t: &AdapterTable) -> Vec<(&'static str, Range<usize>)> {
     let mut out = Vec::new();

@@ -334,6 +334,10 @@ pub struct MllpOutConfig {
     pub connect_timeout: Duration,
     /// ACK wait.
     pub ack_timeout: Duration,
+    /// Frames sent before their ACKs are read (1: each waits for the one before
+    /// it to be ACKed). Above 1 the operation's worker sends up to this many queued
+    /// messages back to back on its connection, then reads their ACKs in order.
+    pub max_in_flight: usize,
     /// Reply-code policy text (`None`: the MLLP client's default); parsed when the engine is built.
     pub reply_actions: Option<String>,
     /// Line of the `reply_actions` field, for errors found when it is parsed.

@@ -119,3 +119,33 @@ fn unknown_rule_fields_are_errors() {
         "{errors:#?}"
     );
 }
+
+/// `max_in_flight` of `mllp-out`: 1 by default, any value from 1 to 256, else an
+/// error with line and field.
+#[test]
+fn outbound_max_in_flight() {
+    let out = |extra: &str| {
+        format!(
+            "[production]\nname = \"p\"\n\n[[items]]\nname = \"out\"\nkind = \"operation\"\nadapter = {{ type = \"mllp-out\", port = 2576{extra} }}\n"
+        )
+    };
+    let window = |p: &Production| match &p.item("out").unwrap().adapter {
+        Some(AdapterConfig::MllpOut(m)) => m.max_in_flight,
+        other => panic!("mllp-out, not {other:?}"),
+    };
+    assert_eq!(window(&check(&out("")).unwrap()), 1);
+    assert_eq!(window(&check(&out(", max_in_flight = 16")).unwrap()), 16);
+    assert_eq!(window(&check(&out(", max_in_flight = 256")).unwrap()), 256);
+    for (bad, says) in [
+        ("0", "must be a positive integer"),
+        ("257", "at most 256 frames may wait for their ACKs"),
+    ] {
+        let errors = check(&out(&format!(", max_in_flight = {bad}"))).unwrap_err();
+        assert!(
+            errors.iter().any(|e| e.contains("p.toml:7:")
+                && e.contains("items[out].adapter.max_in_flight")
+                && e.contains(says)),
+            "{errors:#?}"
+        );
+    }
+}

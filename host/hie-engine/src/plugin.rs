@@ -29,6 +29,18 @@ pub trait ItemInstance: Plugin {
     fn version(&self) -> Option<&str> {
         None
     }
+
+    /// How many queued messages the worker may hand to [`ItemInstance::call_many`]
+    /// at once; 1 (the default) takes them one at a time.
+    fn window(&self) -> usize {
+        1
+    }
+
+    /// Handle `msgs` in order, one result each, as [`Plugin::call`] would one by one
+    /// (the default does just that); an instance with a window above 1 may overlap them.
+    fn call_many(&mut self, msgs: Vec<Envelope>) -> Vec<Result<Outcome, PluginError>> {
+        msgs.into_iter().map(|m| self.call(m)).collect()
+    }
 }
 
 /// The outbound side of an operation (`adapter.call` in the WIT): one per worker.
@@ -40,6 +52,18 @@ pub trait OutboundAdapter: Send {
     /// (a `file-out` name from its session or source file) override this.
     fn send(&mut self, msg: &Envelope) -> Result<Bytes, Failure> {
         self.call(&msg.body)
+    }
+
+    /// How many messages [`OutboundAdapter::send_many`] should be given at once
+    /// (`max_in_flight` of `mllp-out`); 1 (the default): one at a time.
+    fn window(&self) -> usize {
+        1
+    }
+
+    /// Hand each of `msgs` to the peer, in order, and return their replies in the
+    /// same order; the default sends one at a time.
+    fn send_many(&mut self, msgs: &[Envelope]) -> Vec<Result<Bytes, Failure>> {
+        msgs.iter().map(|m| self.send(m)).collect()
     }
 }
 

@@ -18,7 +18,7 @@ use hie_config::QueueKind;
 use parking_lot::{Condvar, Mutex};
 use tokio::sync::Notify;
 
-use crate::delivery::Delivery;
+use crate::delivery::{Delivery, Work};
 
 /// Why a push did not put the entry in the queue; the entry comes back.
 #[derive(Debug)]
@@ -281,6 +281,37 @@ impl ItemQueue {
         }
     }
 
+    /// After a [`ItemQueue::pop`]: take up to `max` more entries that are ready now,
+    /// without waiting, while their bodies add up to less than `max_bytes`; each
+    /// is a lease of its own, completed on its own.
+    pub fn pop_ready(&self, epoch: u64, max: usize, max_bytes: usize, out: &mut Vec<Lease>) {
+        let mut st = self.state.lock();
+        let mut taken = 0;
+        let mut bytes = 0;
+        while taken < max && bytes < max_bytes && !st.paused && !st.closed && st.epoch == epoch {
+            let Some(entry) = take(&mut st.store) else {
+                break;
+            };
+            st.depth -= 1;
+            st.in_flight += 1;
+            taken += 1;
+            if let Work::Message(m) = &entry.delivery.work {
+                bytes += m.body.len();
+            }
+            out.push(Lease {
+                delivery: entry.delivery,
+                ticket: Ticket { key: entry.key },
+            });
+        }
+        drop(st);
+        if taken > 0 {
+            self.not_full.notify_all();
+            if self.async_waiters.load(Ordering::SeqCst) > 0 {
+                self.space.notify_waiters();
+            }
+        }
+    }
+
     fn wake_senders(&self) {
         self.not_full.notify_one();
         if self.async_waiters.load(Ordering::SeqCst) > 0 {
@@ -495,6 +526,33 @@ mod tests {
         let third = q.pop(0).unwrap();
         assert_eq!(body(&third), "a2");
         assert_eq!(q.stats().in_flight, 1);
+    }
+
+    #[test]
+    fn pop_ready_takes_what_is_ready_in_order_up_to_its_limits() {
+        let q = ItemQueue::new(&QueueKind::Fifo, 10);
+        for b in ["a", "b", "c", "d", "e"] {
+            q.try_push(msg(b, 4), None).unwrap();
+        }
+        let mut batch = vec![q.pop(0).unwrap()];
+        q.pop_ready(0, 2, usize::MAX, &mut batch);
+        assert_eq!(batch.iter().map(body).collect::<Vec<_>>(), ["a", "b", "c"]);
+        // the byte limit stops after the entry that reaches it
+        let mut more = Vec::new();
+        q.pop_ready(0, 10, 1, &mut more);
+        assert_eq!(more.iter().map(body).collect::<Vec<_>>(), ["d"]);
+        assert_eq!(q.stats().in_flight, 4);
+        // a paused queue hands out nothing more; a keyed one no busy key
+        q.pause();
+        q.pop_ready(0, 10, usize::MAX, &mut more);
+        assert_eq!(more.len(), 1);
+        let keyed = ItemQueue::new(&QueueKind::Keyed { key: "PID-3".into() }, 10);
+        for (b, k) in [("a1", "a"), ("a2", "a"), ("b1", "b")] {
+            keyed.try_push(msg(b, 4), Some(k.into())).unwrap();
+        }
+        let mut batch = vec![keyed.pop(0).unwrap()];
+        keyed.pop_ready(0, 10, usize::MAX, &mut batch);
+        assert_eq!(batch.iter().map(body).collect::<Vec<_>>(), ["a1", "b1"]);
     }
 
     #[test]

@@ -96,6 +96,29 @@ pub(crate) fn run(shared: Arc<Shared>, item: Arc<ItemRuntime>, index: usize, epo
     }
 }
 
+/// The most body bytes a worker takes from its queue for one batch (beyond the first message).
+const MAX_BATCH_BYTES: usize = 1 << 20;
+
+/// A call already made: its input, its result and how long it took.
+type Called = (Envelope, Result<Outcome, PluginError>, Duration);
+
+/// How `on-before-process` hooks ended a message before any call.
+enum Ended {
+    Skipped(String),
+    Rejected(Failure),
+}
+
+/// The tracing span of one message at the item `item`.
+fn message_span(item: &str, msg: &Envelope) -> tracing::Span {
+    tracing::debug_span!(
+        "message",
+        item = %item,
+        message_id = %msg.id,
+        session_id = %msg.session_id,
+        correlation_id = ?msg.correlation_id,
+    )
+}
+
 /// Sleep `d` unless the worker's epoch ends first; true if the whole wait passed.
 fn wait(item: &ItemRuntime, epoch: u64, d: Duration) -> bool {
     let until = Instant::now() + d;
@@ -163,9 +186,19 @@ impl<'a> Worker<'a> {
 
     /// Take and handle entries until the epoch ends (`None`) or the instance breaks (`Some(reason)`).
     fn serve(&mut self, epoch: u64) -> Option<String> {
-        while let Some(Lease { delivery, ticket }) = self.item.queue.pop(epoch) {
-            let fault = self.handle(delivery, epoch);
-            self.item.queue.complete(ticket);
+        let window = self.instance.window();
+        while let Some(lease) = self.item.queue.pop(epoch) {
+            let fault = if window > 1 {
+                let mut batch = vec![lease];
+                self.item
+                    .queue
+                    .pop_ready(epoch, window - 1, MAX_BATCH_BYTES, &mut batch);
+                self.handle_batch(batch, epoch)
+            } else {
+                let fault = self.handle(lease.delivery, epoch);
+                self.item.queue.complete(lease.ticket);
+                fault
+            };
             if fault.is_some() {
                 return fault;
             }
@@ -173,26 +206,93 @@ impl<'a> Worker<'a> {
         None
     }
 
-    fn handle(&mut self, delivery: Delivery, epoch: u64) -> Option<String> {
+    /// The work of `delivery` and whom to answer, once its intake is stored; `None`
+    /// if it was not (its commit failed, or it duplicates an earlier message): its
+    /// sender has been answered, and nothing may run it.
+    fn admit(&self, delivery: Delivery) -> Option<(Work, ReplyTo)> {
         let Delivery { work, reply_to, gate } = delivery;
         if let Some(gate) = gate
             && let Err(told) = gate.wait()
         {
-            // not stored (its commit failed, or it duplicates an earlier message): its
-            // sender has been answered, and nothing may run it
             if let Work::Message(m) = &work {
                 tracing::debug!(item = %self.name(), message_id = %m.id, "message dropped: its intake was not stored");
             }
             self.shared.resolve(reply_to, told.map_or(Ok(None), Err));
             return None;
         }
-        match work {
-            Work::Message(msg) => self.process(msg, reply_to, epoch),
-            Work::Reply {
-                correlation_id,
-                result,
-            } => self.reply(&correlation_id, result),
+        Some((work, reply_to))
+    }
+
+    fn handle(&mut self, delivery: Delivery, epoch: u64) -> Option<String> {
+        match self.admit(delivery)? {
+            (Work::Message(msg), reply_to) => self.process(msg, reply_to, epoch),
+            (
+                Work::Reply {
+                    correlation_id,
+                    result,
+                },
+                _,
+            ) => self.reply(&correlation_id, result),
         }
+    }
+
+    /// Several queued messages for an instance that overlaps them (an `mllp-out`
+    /// operation with `max_in_flight` above 1). Each is admitted, passed through
+    /// `on-before-process` and marked in flight in queue order; then one
+    /// [`ItemInstance::call_many`] sends them all; then each result goes the way a
+    /// single call's would, in order. A retry is a single call again.
+    fn handle_batch(&mut self, leases: Vec<Lease>, epoch: u64) -> Option<String> {
+        let mut fault = None;
+        let mut ready = Vec::with_capacity(leases.len());
+        for Lease { delivery, ticket } in leases {
+            match self.admit(delivery) {
+                Some((Work::Message(msg), reply_to)) => {
+                    self.metrics.taken(msg.id, &msg.body);
+                    match self.before(&msg) {
+                        Ok(input) => {
+                            self.mark_in_flight(&msg);
+                            ready.push((msg, input, reply_to, ticket));
+                            continue;
+                        }
+                        Err(ended) => self.end_early(&msg, reply_to, ended),
+                    }
+                }
+                Some((
+                    Work::Reply {
+                        correlation_id,
+                        result,
+                    },
+                    _,
+                )) => fault = fault.or(self.reply(&correlation_id, result)),
+                None => {}
+            }
+            self.item.queue.complete(ticket);
+        }
+        if ready.is_empty() {
+            return fault;
+        }
+        let inputs: Vec<Envelope> = ready.iter().map(|r| r.1.clone()).collect();
+        let started = Instant::now();
+        let results = {
+            let _current = CurrentMessage::enter(&inputs[0]);
+            self.instance.call_many(inputs)
+        };
+        let elapsed = started.elapsed();
+        let mut results = results.into_iter();
+        for (msg, input, reply_to, ticket) in ready {
+            let _span = message_span(self.name(), &msg).entered();
+            // an instance that returned too few results leaves the rest failed, not lost
+            let called = results.next().unwrap_or_else(|| {
+                Err(PluginError::Failed(Failure::transient(
+                    "AE",
+                    "the operation returned no result for this message",
+                )))
+            });
+            let f = self.attempt(msg, reply_to, epoch, Some((input, called, elapsed)));
+            self.item.queue.complete(ticket);
+            fault = fault.or(f);
+        }
+        fault
     }
 
     fn reply(&mut self, correlation_id: &str, result: Result<Envelope, Failure>) -> Option<String> {
@@ -221,51 +321,84 @@ impl<'a> Worker<'a> {
         }
     }
 
-    fn process(&mut self, mut msg: Envelope, reply_to: ReplyTo, epoch: u64) -> Option<String> {
+    fn process(&mut self, msg: Envelope, reply_to: ReplyTo, epoch: u64) -> Option<String> {
+        let _span = message_span(self.name(), &msg).entered();
+        self.metrics.taken(msg.id, &msg.body);
+        self.attempt(msg, reply_to, epoch, None)
+    }
+
+    /// `on-before-process` for one attempt on `msg`: the input to call, or how the
+    /// hooks ended the message.
+    fn before(&mut self, msg: &Envelope) -> Result<Envelope, Ended> {
+        if self.hooks.is_empty() {
+            return Ok(msg.clone());
+        }
+        match self.hooks.before_process(&self.item.config.name, msg.clone()) {
+            BeforeAction::Continue(m) => Ok(m),
+            BeforeAction::Skip(reason) => Err(Ended::Skipped(reason)),
+            BeforeAction::Reject(f) => Err(Ended::Rejected(f)),
+        }
+    }
+
+    /// Finish `msg`, which a hook skipped or rejected before any call.
+    fn end_early(&mut self, msg: &Envelope, reply_to: ReplyTo, ended: Ended) {
+        let name = self.name();
+        match ended {
+            Ended::Skipped(reason) => {
+                tracing::debug!(item = %name, message_id = %msg.id, reason = %reason, "message skipped by a hook");
+                self.record_done(msg, Some(&format!("skipped by a hook: {reason}")));
+                self.metrics.finished(Finish::Out);
+                self.shared.resolve(reply_to, Ok(None));
+            }
+            Ended::Rejected(f) => {
+                tracing::info!(item = %name, message_id = %msg.id, code = %f.code, "message rejected by a hook");
+                self.record_done(msg, Some(&format!("rejected by a hook: {}", describe(&f))));
+                self.metrics.finished(Finish::Failed);
+                self.shared.resolve(reply_to, Err(f));
+            }
+        }
+    }
+
+    fn mark_in_flight(&self, msg: &Envelope) {
+        if let Some(store) = &self.shared.store {
+            store.in_flight(msg, self.name(), None);
+        }
+    }
+
+    /// Call the instance on `msg` until it is done, dead-lettered or put back, per
+    /// the retry policy. `first`: the input, result and time of a first call
+    /// already made (by [`Worker::handle_batch`]).
+    fn attempt(
+        &mut self,
+        mut msg: Envelope,
+        reply_to: ReplyTo,
+        epoch: u64,
+        mut first: Option<Called>,
+    ) -> Option<String> {
         let name = self.item.config.name.clone();
-        let _span = tracing::debug_span!(
-            "message",
-            item = %name,
-            message_id = %msg.id,
-            session_id = %msg.session_id,
-            correlation_id = ?msg.correlation_id,
-        )
-        .entered();
         // attempts in this delivery; a requeued message gets a fresh budget
         let mut tries = 1;
-        self.metrics.taken(msg.id, &msg.body);
         loop {
-            let input = if self.hooks.is_empty() {
-                msg.clone()
-            } else {
-                match self.hooks.before_process(&name, msg.clone()) {
-                    BeforeAction::Continue(m) => m,
-                    BeforeAction::Skip(reason) => {
-                        tracing::debug!(item = %name, message_id = %msg.id, reason = %reason, "message skipped by a hook");
-                        self.record_done(&msg, Some(&format!("skipped by a hook: {reason}")));
-                        self.metrics.finished(Finish::Out);
-                        self.shared.resolve(reply_to, Ok(None));
-                        return None;
-                    }
-                    BeforeAction::Reject(f) => {
-                        tracing::info!(item = %name, message_id = %msg.id, code = %f.code, "message rejected by a hook");
-                        self.record_done(&msg, Some(&format!("rejected by a hook: {}", describe(&f))));
-                        self.metrics.finished(Finish::Failed);
-                        self.shared.resolve(reply_to, Err(f));
-                        return None;
-                    }
+            let (input, called, elapsed) = match first.take() {
+                Some(made) => made,
+                None => {
+                    let input = match self.before(&msg) {
+                        Ok(input) => input,
+                        Err(ended) => {
+                            self.end_early(&msg, reply_to, ended);
+                            return None;
+                        }
+                    };
+                    self.mark_in_flight(&msg);
+                    let started = Instant::now();
+                    let called = {
+                        let _current = CurrentMessage::enter(&input);
+                        self.instance.call(input.clone())
+                    };
+                    (input, called, started.elapsed())
                 }
             };
-            if let Some(store) = &self.shared.store {
-                store.in_flight(&msg, &name, None);
-            }
-            let started = Instant::now();
-            let called = {
-                let _current = CurrentMessage::enter(&input);
-                self.instance.call(input.clone())
-            };
-            self.metrics
-                .called(input.id, started.elapsed(), called.as_ref().err());
+            self.metrics.called(input.id, elapsed, called.as_ref().err());
             let err = match called {
                 Ok(outcome) => {
                     let outcome = if self.hooks.is_empty() {

@@ -102,6 +102,61 @@ impl BlockingClient {
         result
     }
 
+    /// Send `frames` back to back on one connection, then read their replies in
+    /// order (a peer answers the frames of a connection in the order it reads them):
+    /// one write and as few reads as the replies need, instead of a round trip per
+    /// frame. Each reply gets the ACK timeout from the one before it.
+    ///
+    /// When one frame fails (a timeout, a reset, bad framing), the connection is
+    /// closed and every later frame of the call gets [`MllpError::Abandoned`]: the
+    /// peer may or may not have read it. An idle connection the peer had closed
+    /// is reopened once, as in [`BlockingClient::call`]. A frame over the size limit
+    /// makes the call go one frame at a time, so only that frame fails.
+    pub fn call_many(&mut self, frames: &[&[u8]]) -> Vec<Result<Bytes, MllpError>> {
+        let limit = self.config.codec.max_frame_len;
+        if frames.len() < 2 || frames.iter().any(|f| f.len() > limit) {
+            return frames.iter().map(|f| self.call(f)).collect();
+        }
+        let fresh = match self.ensure_connected() {
+            Ok(fresh) => fresh,
+            Err(err) => return abandon_after(Vec::new(), err, frames.len()),
+        };
+        let replies = self.exchange_many(frames);
+        if fresh || !matches!(replies.first(), Some(Err(MllpError::ResetByPeer))) {
+            return replies;
+        }
+        tracing::debug!(addr = %self.config.addr, "mllp connection went stale, reconnecting");
+        match self.ensure_connected() {
+            Ok(_) => self.exchange_many(frames),
+            Err(err) => abandon_after(Vec::new(), err, frames.len()),
+        }
+    }
+
+    fn exchange_many(&mut self, frames: &[&[u8]]) -> Vec<Result<Bytes, MllpError>> {
+        let Some(conn) = self.connection.as_mut() else {
+            return abandon_after(Vec::new(), MllpError::ResetByPeer, frames.len());
+        };
+        let timeout = self.config.ack_timeout;
+        let mut replies = Vec::with_capacity(frames.len());
+        let failed = match conn.send(frames, timeout) {
+            Err(err) => err,
+            Ok(()) => loop {
+                if replies.len() == frames.len() {
+                    return replies;
+                }
+                match conn.read_reply(timeout) {
+                    Ok(reply) => replies.push(Ok(reply)),
+                    Err(err) => break err,
+                }
+            },
+        };
+        // later replies on this connection would be taken for other frames'
+        if let Some(conn) = self.connection.take() {
+            let _ = conn.stream.shutdown(Shutdown::Both);
+        }
+        abandon_after(replies, failed, frames.len())
+    }
+
     /// Connect if needed; `Ok(true)` if a new connection was opened.
     fn ensure_connected(&mut self) -> Result<bool, MllpError> {
         if self.connection.is_some() {
@@ -188,16 +243,30 @@ impl Conn {
     }
 
     fn exchange(&mut self, frame: &[u8], ack_timeout: Duration) -> Result<Bytes, MllpError> {
+        self.send(&[frame], ack_timeout)?;
+        self.read_reply(ack_timeout)
+    }
+
+    /// Write `frames` back to back in one go.
+    fn send(&mut self, frames: &[&[u8]], ack_timeout: Duration) -> Result<(), MllpError> {
         self.out.clear();
-        encode_frame(frame, &mut self.out);
+        for frame in frames {
+            encode_frame(frame, &mut self.out);
+        }
+        // a peer that stops reading blocks the write until the socket's write timeout
+        self.stream.write_all(&self.out).map_err(|err| match err.kind() {
+            std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut => MllpError::Timeout {
+                timeout_ms: millis(ack_timeout),
+            },
+            _ => err.into(),
+        })
+    }
+
+    /// The next reply on the connection, complete within `ack_timeout` from now.
+    fn read_reply(&mut self, ack_timeout: Duration) -> Result<Bytes, MllpError> {
         let timed_out = || MllpError::Timeout {
             timeout_ms: millis(ack_timeout),
         };
-        // a peer that stops reading blocks the write until the socket's write timeout
-        self.stream.write_all(&self.out).map_err(|err| match err.kind() {
-            std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut => timed_out(),
-            _ => err.into(),
-        })?;
         let deadline = Instant::now() + ack_timeout;
         if self.read_timeout_cut {
             self.stream.set_read_timeout(Some(ack_timeout.max(MIN_TIMEOUT)))?;
@@ -239,6 +308,21 @@ impl Conn {
             }
         }
     }
+}
+
+/// `replies` so far, then `failed` for the next frame and [`MllpError::Abandoned`]
+/// for the rest, up to `n` results.
+fn abandon_after(
+    mut replies: Vec<Result<Bytes, MllpError>>,
+    failed: MllpError,
+    n: usize,
+) -> Vec<Result<Bytes, MllpError>> {
+    let cause = failed.to_string();
+    replies.push(Err(failed));
+    while replies.len() < n {
+        replies.push(Err(MllpError::Abandoned { cause: cause.clone() }));
+    }
+    replies
 }
 
 /// Bytes read from the socket at a time.

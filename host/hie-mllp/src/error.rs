@@ -27,6 +27,9 @@ pub enum ErrorKind {
     TlsConfig,
     /// Any other input/output error.
     Io,
+    /// A frame sent in a pipeline got no reply because an earlier frame on the same
+    /// connection failed and the connection was closed.
+    Abandoned,
 }
 
 impl ErrorKind {
@@ -43,6 +46,7 @@ impl ErrorKind {
             ErrorKind::TlsHandshake => "tls_handshake",
             ErrorKind::TlsConfig => "tls_config",
             ErrorKind::Io => "io",
+            ErrorKind::Abandoned => "abandoned",
         }
     }
 }
@@ -124,6 +128,14 @@ pub enum MllpError {
     /// See [`ErrorKind::Io`].
     #[error("i/o error: {0}")]
     Io(#[source] io::Error),
+    /// See [`ErrorKind::Abandoned`].
+    #[error(
+        "no reply: an earlier frame on the same connection failed ({cause}), so the connection was closed; the message may not have been received and will be resent"
+    )]
+    Abandoned {
+        /// Why the earlier frame failed.
+        cause: String,
+    },
 }
 
 impl MllpError {
@@ -140,6 +152,7 @@ impl MllpError {
             MllpError::TlsHandshake { .. } => ErrorKind::TlsHandshake,
             MllpError::TlsConfig { .. } => ErrorKind::TlsConfig,
             MllpError::Io(_) => ErrorKind::Io,
+            MllpError::Abandoned { .. } => ErrorKind::Abandoned,
         }
     }
 

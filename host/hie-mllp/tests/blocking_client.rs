@@ -230,3 +230,126 @@ fn a_dripping_reply_times_out() {
     assert_eq!(acked_id(&reply).as_deref(), Some("C2"));
     server.join().expect("server");
 }
+
+/// A raw peer on a std listener: reads frames until it has `wait_for` of them,
+/// then answers the first `answer` (in order) and goes silent.
+fn batch_peer(wait_for: usize, answer: usize) -> (std::net::SocketAddr, std::thread::JoinHandle<()>) {
+    use std::io::{Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let peer = std::thread::spawn(move || {
+        let (mut conn, _) = listener.accept().expect("accept");
+        let mut data = Vec::new();
+        let mut buf = [0u8; 4096];
+        let frames = |data: &[u8]| data.iter().filter(|b| **b == 0x1c).count();
+        while frames(&data) < wait_for {
+            let n = conn.read(&mut buf).expect("read");
+            assert!(n > 0, "the client closed before sending every frame");
+            data.extend_from_slice(&buf[..n]);
+        }
+        let mut replies = Vec::new();
+        for frame in data.split(|b| *b == 0x1c).take(answer) {
+            let frame = frame.strip_prefix(b"\r").unwrap_or(frame);
+            let frame = frame.strip_prefix(b"\x0b").expect("a frame starts with VT");
+            replies.extend_from_slice(b"\x0b");
+            replies.extend_from_slice(&ack_for(frame));
+            replies.extend_from_slice(b"\x1c\x0d");
+        }
+        conn.write_all(&replies).expect("write");
+        // silent until the client hangs up
+        while matches!(conn.read(&mut buf), Ok(n) if n > 0) {}
+    });
+    (addr, peer)
+}
+
+/// `call_many` writes every frame before it reads a reply: this peer answers
+/// nothing until it holds all 40 (a client that waited for each ACK would time
+/// out), and the replies come back matched to their frames, in order.
+#[test]
+fn call_many_sends_the_whole_batch_then_reads_the_replies_in_order() {
+    let (addr, peer) = batch_peer(40, 40);
+    let mut c = client(ClientConfig {
+        ack_timeout: Duration::from_secs(10),
+        ..client_config(addr)
+    });
+    let frames: Vec<Vec<u8>> = (0..40).map(|i| adt(&format!("P{i}"))).collect();
+    let refs: Vec<&[u8]> = frames.iter().map(Vec::as_slice).collect();
+    let replies = c.call_many(&refs);
+    assert_eq!(replies.len(), 40);
+    for (i, reply) in replies.into_iter().enumerate() {
+        let reply = reply.unwrap_or_else(|e| panic!("frame {i}: {e}"));
+        assert_eq!(acked_id(&reply), Some(format!("P{i}")));
+    }
+    assert_eq!(c.connections_opened(), 1);
+    drop(c);
+    peer.join().expect("peer");
+}
+
+/// When one reply of a batch does not come, that frame times out, every later
+/// frame is abandoned (the connection is closed, so no late reply can be taken
+/// for another frame's), and the answered ones keep their replies.
+#[test]
+fn a_missing_reply_abandons_the_rest_of_the_batch() {
+    let (addr, peer) = batch_peer(5, 2);
+    let mut c = client(ClientConfig {
+        ack_timeout: Duration::from_millis(200),
+        ..client_config(addr)
+    });
+    let frames: Vec<Vec<u8>> = (0..5).map(|i| adt(&format!("M{i}"))).collect();
+    let refs: Vec<&[u8]> = frames.iter().map(Vec::as_slice).collect();
+    let replies = c.call_many(&refs);
+    let kinds: Vec<Option<ErrorKind>> = replies
+        .iter()
+        .map(|r| r.as_ref().err().map(|e| e.kind()))
+        .collect();
+    assert_eq!(
+        kinds,
+        [
+            None,
+            None,
+            Some(ErrorKind::Timeout),
+            Some(ErrorKind::Abandoned),
+            Some(ErrorKind::Abandoned)
+        ]
+    );
+    assert_eq!(acked_id(replies[1].as_ref().expect("reply")), Some("M1".into()));
+    let abandoned = replies[3].as_ref().expect_err("abandoned").to_string();
+    assert!(
+        abandoned.contains("earlier frame") && abandoned.contains("no ack within 200 ms"),
+        "{abandoned}"
+    );
+    assert!(!c.is_connected());
+    peer.join().expect("peer");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn call_many_reopens_a_connection_closed_while_idle() {
+    let cfg = ListenerConfig {
+        idle_timeout: Some(Duration::from_millis(50)),
+        ..ListenerConfig::default()
+    };
+    let server = start(cfg, Arc::new(AckHandler)).await;
+    let config = client_config(server.addr);
+    let mut c = blocking(move || {
+        let mut c = client(config);
+        c.call(&adt("I0")).expect("reply");
+        c
+    })
+    .await;
+    eventually("the listener to close the idle connection", || {
+        server.metrics.connections_open.load(Ordering::Relaxed) == 0
+    })
+    .await;
+    let ids = blocking(move || {
+        let frames: Vec<Vec<u8>> = (1..4).map(|i| adt(&format!("I{i}"))).collect();
+        let refs: Vec<&[u8]> = frames.iter().map(Vec::as_slice).collect();
+        c.call_many(&refs)
+            .into_iter()
+            .map(|r| acked_id(&r.expect("reply on a new connection")))
+            .collect::<Vec<_>>()
+    })
+    .await;
+    assert_eq!(ids, [Some("I1".into()), Some("I2".into()), Some("I3".into())]);
+    assert_eq!(server.metrics.snapshot().connections_total, 2);
+    server.stop().await;
+}

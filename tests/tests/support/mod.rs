@@ -19,14 +19,15 @@ pub fn hie_bin() -> &'static Path {
 }
 
 /// Build `packages` of the plugins workspace for `wasm32-wasip2` and return the
-/// directory holding the `.wasm` files, for `HIE_PLUGIN_PATH`.
+/// directory holding the `.wasm` files, for `HIE_PLUGIN_PATH` (with no packages,
+/// a directory that holds none: the production uses built-in logic only).
 pub fn plugin_dir(packages: &[&str]) -> PathBuf {
     let mut dir = None;
     for p in packages {
         let wasm = hie_tests::build_plugin(p);
         dir = wasm.parent().map(Path::to_path_buf);
     }
-    dir.expect("at least one plugin package")
+    dir.unwrap_or_else(std::env::temp_dir)
 }
 
 /// A port nobody listens on right now.

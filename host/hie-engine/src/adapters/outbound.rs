@@ -26,6 +26,8 @@ pub enum OutboundSpec {
         client: ClientConfig,
         /// Reply-code policy.
         policy: ReplyCodeActions,
+        /// Frames sent before their ACKs are read (`max_in_flight`).
+        window: usize,
     },
     /// A file writer per worker.
     File {
@@ -52,13 +54,18 @@ impl OutboundSpec {
     /// A fresh adapter for one worker of `item`, counted in `metrics`.
     pub fn open(&self, runtime: &Handle, metrics: &EngineMetrics, item: &str) -> Box<dyn OutboundAdapter> {
         match self {
-            OutboundSpec::Mllp { client, policy } => Box::new(MllpOut {
+            OutboundSpec::Mllp {
+                client,
+                policy,
+                window,
+            } => Box::new(MllpOut {
                 // workers are OS threads: a blocking socket spares the reactor hop
                 client: match BlockingClient::new(client.clone()) {
                     Some(blocking) => Client::Blocking(blocking),
                     None => Client::Async(MllpClient::new(client.clone()), runtime.clone()),
                 },
                 policy: policy.clone(),
+                window: *window,
                 metrics: metrics.mllp_out(item),
                 connected: false,
                 opened: 0,
@@ -86,13 +93,19 @@ fn mllp_spec(
     let mut client = ClientConfig::new(format!("{}:{}", m.host, m.port));
     client.connect_timeout = m.connect_timeout;
     client.ack_timeout = m.ack_timeout;
-    Ok(OutboundSpec::Mllp { client, policy })
+    Ok(OutboundSpec::Mllp {
+        client,
+        policy,
+        window: m.max_in_flight,
+    })
 }
 
 /// One MLLP connection with its reply-code policy.
 struct MllpOut {
     client: Client,
     policy: ReplyCodeActions,
+    /// Frames sent before their ACKs are read.
+    window: usize,
     metrics: MllpOutMetrics,
     /// Whether `metrics.open` counts this worker's connection.
     connected: bool,
@@ -143,6 +156,14 @@ impl Client {
         }
     }
 
+    /// Pipelined on the blocking client; one at a time on the async (TLS) one.
+    fn call_many(&mut self, requests: &[&[u8]]) -> Vec<Result<Bytes, hie_mllp::MllpError>> {
+        match self {
+            Client::Blocking(c) => c.call_many(requests),
+            Client::Async(..) => requests.iter().map(|r| self.call(r)).collect(),
+        }
+    }
+
     fn addr(&self) -> &str {
         match self {
             Client::Blocking(c) => &c.config().addr,
@@ -165,10 +186,14 @@ impl Client {
     }
 }
 
-impl OutboundAdapter for MllpOut {
-    fn call(&mut self, request: &[u8]) -> Result<Bytes, Failure> {
-        let result = self.client.call(request);
-        self.count_connection();
+impl MllpOut {
+    /// The outcome of sending `request`: the reply if the reply-code policy takes it
+    /// as done, else the failure it decides on.
+    fn judge(
+        &mut self,
+        request: &[u8],
+        result: Result<Bytes, hie_mllp::MllpError>,
+    ) -> Result<Bytes, Failure> {
         if let Err(err) = &result {
             self.metrics.error(err.kind());
         }
@@ -216,6 +241,29 @@ impl OutboundAdapter for MllpOut {
                 ))
             }
         }
+    }
+}
+
+impl OutboundAdapter for MllpOut {
+    fn call(&mut self, request: &[u8]) -> Result<Bytes, Failure> {
+        let result = self.client.call(request);
+        self.count_connection();
+        self.judge(request, result)
+    }
+
+    fn window(&self) -> usize {
+        self.window
+    }
+
+    fn send_many(&mut self, msgs: &[Envelope]) -> Vec<Result<Bytes, Failure>> {
+        let requests: Vec<&[u8]> = msgs.iter().map(|m| &m.body[..]).collect();
+        let results = self.client.call_many(&requests);
+        self.count_connection();
+        requests
+            .iter()
+            .zip(results)
+            .map(|(request, result)| self.judge(request, result))
+            .collect()
     }
 }
 
@@ -374,9 +422,9 @@ impl AdapterSend {
     }
 }
 
-impl Plugin for AdapterSend {
-    fn call(&mut self, msg: Envelope) -> Result<Outcome, PluginError> {
-        match self.adapter.send(&msg) {
+impl AdapterSend {
+    fn outcome(&self, msg: &Envelope, sent: Result<Bytes, Failure>) -> Result<Outcome, PluginError> {
+        match sent {
             Ok(reply) if reply.is_empty() => Ok(Outcome::Done),
             Ok(reply) => Ok(Outcome::Reply(msg.derive(self.source.clone(), reply))),
             Err(f) => Err(PluginError::Failed(f)),
@@ -384,7 +432,23 @@ impl Plugin for AdapterSend {
     }
 }
 
-impl ItemInstance for AdapterSend {}
+impl Plugin for AdapterSend {
+    fn call(&mut self, msg: Envelope) -> Result<Outcome, PluginError> {
+        let sent = self.adapter.send(&msg);
+        self.outcome(&msg, sent)
+    }
+}
+
+impl ItemInstance for AdapterSend {
+    fn window(&self) -> usize {
+        self.adapter.window()
+    }
+
+    fn call_many(&mut self, msgs: Vec<Envelope>) -> Vec<Result<Outcome, PluginError>> {
+        let sent = self.adapter.send_many(&msgs);
+        msgs.iter().zip(sent).map(|(m, s)| self.outcome(m, s)).collect()
+    }
+}
 
 #[cfg(test)]
 mod tests {
