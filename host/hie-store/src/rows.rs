@@ -112,19 +112,21 @@ fn decode_properties(id: MessageId, bytes: &[u8]) -> Result<Properties, StoreErr
 
 /// Insert a message row and return its `seq`.
 /// `body_of`: the `seq` of a stored message with the same body, which this row then
-/// refers to instead of holding a copy.
+/// refers to instead of holding a copy. `ack`: the ACK sent upstream for it, cached
+/// for re-sends.
 pub(crate) fn insert_message(
     conn: &Connection,
     msg: &Envelope,
     idx: &Indexed,
     now_ms: u64,
     body_of: Option<i64>,
+    ack: Option<&[u8]>,
 ) -> rusqlite::Result<i64> {
     let mut stmt = conn.prepare_cached(
         "INSERT INTO messages (id, session_id, correlation_id, parent_id, source, target, priority, \
          created_at_ms, stored_at_ms, content_type, control_id, message_type, sending_app, \
-         sending_facility, patient_id, properties, attempt, body, body_of) \
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19)",
+         sending_facility, patient_id, properties, attempt, body, body_of, ack) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20)",
     )?;
     let body: &[u8] = if body_of.is_some() { &[] } else { &msg.body[..] };
     stmt.execute(params![
@@ -147,6 +149,7 @@ pub(crate) fn insert_message(
         msg.attempt,
         body,
         body_of,
+        ack,
     ])?;
     Ok(conn.last_insert_rowid())
 }

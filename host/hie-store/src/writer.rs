@@ -110,6 +110,20 @@ struct EventRow {
     plugin_version: Option<String>,
     error: Option<String>,
 }
+/// The inbound messages (no parent) with a control id (`?1`), sending application
+/// and facility (`?3`, `?4`; each case of an absent one has its own text) stored
+/// since `?2`, with their cached ACK.
+const NEWEST_INBOUND: [&str; 4] = [
+    "SELECT seq, id, ack FROM messages WHERE control_id = ?1 AND sending_app = ?3 \
+     AND sending_facility = ?4 AND stored_at_ms >= ?2 AND parent_id IS NULL",
+    "SELECT seq, id, ack FROM messages WHERE control_id = ?1 AND sending_app = ?3 \
+     AND sending_facility IS NULL AND stored_at_ms >= ?2 AND parent_id IS NULL",
+    "SELECT seq, id, ack FROM messages WHERE control_id = ?1 AND sending_app IS NULL \
+     AND sending_facility = ?3 AND stored_at_ms >= ?2 AND parent_id IS NULL",
+    "SELECT seq, id, ack FROM messages WHERE control_id = ?1 AND sending_app IS NULL \
+     AND sending_facility IS NULL AND stored_at_ms >= ?2 AND parent_id IS NULL",
+];
+
 /// The last event `seq` of the transaction.
 const COUNTER_SET: &str = "UPDATE counters SET value = ?2 WHERE name = ?1";
 
@@ -376,7 +390,7 @@ impl Writer {
                 Ok(Applied::Marked)
             }
             Op::RecordAck { key, ack } => {
-                self.put_ack(key, ack, None, now)?;
+                self.record_ack(key, ack, now)?;
                 Ok(Applied::AckRecorded)
             }
             Op::Resend { id, to_item } => self.resend(*id, to_item, now),
@@ -388,7 +402,7 @@ impl Writer {
             } => {
                 let seq = match self.lookup_seq(msg.id)? {
                     Some(seq) => seq,
-                    None => self.insert(msg, idx, now, None)?,
+                    None => self.insert(msg, idx, now, None, None)?,
                 };
                 let status = Status::DeadLettered;
                 self.set_state(seq, item, status, msg.attempt, now)?;
@@ -451,7 +465,12 @@ impl Writer {
                     Some(id) => self.body_holder(id)?,
                     None => None,
                 };
-                self.insert(msg, idx, now, holder)?
+                // the ACK is cached in the row, for re-sends of an upstream message
+                let ack = match kind {
+                    StoreKind::IngestDedup { ack: Some(ack) } if idx.ack_key().is_some() => Some(&ack[..]),
+                    _ => None,
+                };
+                self.insert(msg, idx, now, holder, ack)?
             }
         };
         let inserted = self.conn.prepare_cached(QUEUE_ENTER)?.execute(params![
@@ -470,20 +489,31 @@ impl Writer {
             }));
         }
         self.event(seq, item, Status::Queued, msg.attempt, None, None, now)?;
-        if let (StoreKind::IngestDedup { ack: Some(ack) }, Some(key)) = (kind, idx.ack_key()) {
-            self.put_ack(&key, ack, Some(msg.id), now)?;
-        }
         Ok(Applied::Stored)
     }
 
-    /// An earlier copy of this upstream message within the window: its cached ACK, or
-    /// a stored message with the same key that has no ACK yet.
+    /// An earlier copy of this upstream message within the window: the newest
+    /// inbound row with its key and the ACK cached in it (none yet: its route has
+    /// not answered), or else an ACK kept in `acks` (its message was purged, or
+    /// the ACK came from a store older than schema 4).
     fn find_duplicate(&self, idx: &Indexed, now: u64) -> rusqlite::Result<Option<Applied>> {
         let Some(key) = idx.ack_key() else {
             return Ok(None);
         };
         let since = now.saturating_sub(self.settings.dedup_window_ms) as i64;
-        let cached: Option<(Vec<u8>, Option<[u8; 16]>)> = self
+        let found = self.newest_inbound(
+            &key.control_id,
+            idx.sending_app.as_deref(),
+            idx.sending_facility.as_deref(),
+            since,
+        )?;
+        if let Some((_, id, Some(ack))) = found {
+            return Ok(Some(Applied::Duplicate {
+                original: Uuid::from_bytes(id),
+                ack: Some(Bytes::from(ack)),
+            }));
+        }
+        let kept: Option<(Vec<u8>, Option<[u8; 16]>)> = self
             .conn
             .prepare_cached(
                 "SELECT ack, message_id FROM acks \
@@ -494,75 +524,83 @@ impl Writer {
                 |r| Ok((r.get(0)?, r.get(1)?)),
             )
             .optional()?;
-        // `col IS ?`, and `ORDER BY .. LIMIT` here, would make SQLite re-prepare the
-        // statement on every bind (its plan would depend on the values), so each
-        // NULL case has its own text and the newest copy is picked below
-        let (sql, values): (&str, Vec<&dyn rusqlite::ToSql>) = match (&idx.sending_app, &idx.sending_facility)
-        {
-            (Some(app), Some(facility)) => (
-                "SELECT seq, id FROM messages WHERE control_id = ?1 AND sending_app = ?3 \
-                 AND sending_facility = ?4 AND stored_at_ms >= ?2 AND parent_id IS NULL",
-                vec![&key.control_id, &since, app, facility],
-            ),
-            (Some(app), None) => (
-                "SELECT seq, id FROM messages WHERE control_id = ?1 AND sending_app = ?3 \
-                 AND sending_facility IS NULL AND stored_at_ms >= ?2 AND parent_id IS NULL",
-                vec![&key.control_id, &since, app],
-            ),
-            (None, Some(facility)) => (
-                "SELECT seq, id FROM messages WHERE control_id = ?1 AND sending_app IS NULL \
-                 AND sending_facility = ?3 AND stored_at_ms >= ?2 AND parent_id IS NULL",
-                vec![&key.control_id, &since, facility],
-            ),
-            (None, None) => (
-                "SELECT seq, id FROM messages WHERE control_id = ?1 AND sending_app IS NULL \
-                 AND sending_facility IS NULL AND stored_at_ms >= ?2 AND parent_id IS NULL",
-                vec![&key.control_id, &since],
-            ),
-        };
-        let mut newest: Option<(i64, [u8; 16])> = None;
-        let mut stmt = self.conn.prepare_cached(sql)?;
-        let mut rows = stmt.query(values.as_slice())?;
-        while let Some(row) = rows.next()? {
-            let (seq, id): (i64, [u8; 16]) = (row.get(0)?, row.get(1)?);
-            if newest.is_none_or(|(s, _)| seq > s) {
-                newest = Some((seq, id));
-            }
-        }
-        let earlier = newest.map(|(_, id)| id);
-        Ok(match (cached, earlier) {
-            (Some((ack, cached_id)), earlier) => Some(Applied::Duplicate {
-                original: cached_id.or(earlier).map(Uuid::from_bytes).unwrap_or_default(),
-                ack: Some(Bytes::from(ack)),
+        Ok(match (found, kept) {
+            (Some((_, id, _)), kept) => Some(Applied::Duplicate {
+                original: Uuid::from_bytes(id),
+                ack: kept.map(|(ack, _)| Bytes::from(ack)),
             }),
-            (None, Some(earlier)) => Some(Applied::Duplicate {
-                original: Uuid::from_bytes(earlier),
-                ack: None,
+            (None, Some((ack, id))) => Some(Applied::Duplicate {
+                original: id.map(Uuid::from_bytes).unwrap_or_default(),
+                ack: Some(Bytes::from(ack)),
             }),
             (None, None) => None,
         })
     }
 
-    fn put_ack(
+    /// The newest inbound message (no parent) with this key stored since `since`:
+    /// its `seq`, id and cached ACK.
+    #[allow(clippy::type_complexity)] // the three columns of one row
+    fn newest_inbound(
         &self,
-        key: &crate::AckKey,
-        ack: &Bytes,
-        message: Option<MessageId>,
-        now: u64,
-    ) -> rusqlite::Result<()> {
+        control_id: &str,
+        app: Option<&str>,
+        facility: Option<&str>,
+        since: i64,
+    ) -> rusqlite::Result<Option<(i64, [u8; 16], Option<Vec<u8>>)>> {
+        // `col IS ?`, and `ORDER BY .. LIMIT` here, would make SQLite re-prepare the
+        // statement on every bind (its plan would depend on the values), so each
+        // NULL case has its own text and the newest copy is picked below
+        let (sql, values): (&str, Vec<&dyn rusqlite::ToSql>) = match (&app, &facility) {
+            (Some(app), Some(facility)) => (NEWEST_INBOUND[0], vec![&control_id, &since, app, facility]),
+            (Some(app), None) => (NEWEST_INBOUND[1], vec![&control_id, &since, app]),
+            (None, Some(facility)) => (NEWEST_INBOUND[2], vec![&control_id, &since, facility]),
+            (None, None) => (NEWEST_INBOUND[3], vec![&control_id, &since]),
+        };
+        let mut newest: Option<(i64, [u8; 16], Option<Vec<u8>>)> = None;
+        let mut stmt = self.conn.prepare_cached(sql)?;
+        let mut rows = stmt.query(values.as_slice())?;
+        while let Some(row) = rows.next()? {
+            let seq: i64 = row.get(0)?;
+            if newest.as_ref().is_none_or(|(s, _, _)| seq > *s) {
+                newest = Some((seq, row.get(1)?, row.get(2)?));
+            }
+        }
+        Ok(newest)
+    }
+
+    /// Cache the ACK an inbound message got once its route answered (application
+    /// mode) in the message's row; in `acks` if its row is not found.
+    fn record_ack(&self, key: &crate::AckKey, ack: &Bytes, now: u64) -> rusqlite::Result<()> {
+        let since = now.saturating_sub(self.settings.dedup_window_ms) as i64;
+        // an absent MSH-3 or MSH-4 is empty in the key and NULL in the row
+        let present = |s: &str| (!s.is_empty()).then(|| s.to_owned());
+        let (app, facility) = (present(&key.sending_app), present(&key.sending_facility));
+        match self.newest_inbound(&key.control_id, app.as_deref(), facility.as_deref(), since)? {
+            Some((seq, _, _)) => {
+                self.conn
+                    .prepare_cached("UPDATE messages SET ack = ?2 WHERE seq = ?1")?
+                    .execute(params![seq, &ack[..]])?;
+                Ok(())
+            }
+            None => self.put_ack(key, ack, now),
+        }
+    }
+
+    /// Keep `ack` in `acks`, for a message whose row is not found.
+    fn put_ack(&self, key: &crate::AckKey, ack: &Bytes, now: u64) -> rusqlite::Result<()> {
         self.conn
             .prepare_cached(
                 "INSERT INTO acks (sending_app, sending_facility, control_id, ack, message_id, at_ms) \
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6) \
                  ON CONFLICT (sending_app, sending_facility, control_id) DO UPDATE SET \
-                 ack = excluded.ack, message_id = coalesce(excluded.message_id, acks.message_id), at_ms = excluded.at_ms",
+                 ack = excluded.ack, at_ms = excluded.at_ms",
             )?
             .execute(params![
                 key.sending_app,
                 key.sending_facility,
                 key.control_id,
                 &ack[..],
-                message.as_ref().map(|u| u.as_bytes()),
+                Option::<&[u8]>::None,
                 now as i64
             ])?;
         Ok(())
@@ -633,8 +671,15 @@ impl Writer {
     }
 
     /// Insert a message row; with `body_of`, one that refers to that row's body.
-    fn insert(&self, msg: &Envelope, idx: &Indexed, now: u64, body_of: Option<i64>) -> rusqlite::Result<i64> {
-        let seq = insert_message(&self.conn, msg, idx, now, body_of)?;
+    fn insert(
+        &self,
+        msg: &Envelope,
+        idx: &Indexed,
+        now: u64,
+        body_of: Option<i64>,
+        ack: Option<&[u8]>,
+    ) -> rusqlite::Result<i64> {
+        let seq = insert_message(&self.conn, msg, idx, now, body_of, ack)?;
         let holder = Some(body_of.unwrap_or(seq));
         self.remember(msg.id, CachedRow { seq, holder });
         Ok(seq)
@@ -777,6 +822,16 @@ impl Writer {
              WHERE session_id IN (SELECT p.session_id FROM messages p WHERE p.seq IN (SELECT seq FROM temp.purge_set)) \
              AND body_of IN (SELECT seq FROM temp.purge_set) AND seq NOT IN (SELECT seq FROM temp.purge_set);",
         )?;
+        // a re-send of a purged message within the window still gets its ACK
+        let ack_cutoff = now.saturating_sub(self.settings.dedup_window_ms) as i64;
+        self.conn
+            .prepare_cached(
+                "INSERT OR REPLACE INTO acks (sending_app, sending_facility, control_id, ack, message_id, at_ms) \
+                 SELECT coalesce(sending_app, ''), coalesce(sending_facility, ''), control_id, ack, id, stored_at_ms \
+                 FROM messages WHERE seq IN (SELECT seq FROM temp.purge_set) \
+                 AND ack IS NOT NULL AND control_id IS NOT NULL AND parent_id IS NULL AND stored_at_ms >= ?1",
+            )?
+            .execute([ack_cutoff])?;
         self.conn.execute_batch(
             "DELETE FROM events WHERE message_seq IN (SELECT seq FROM temp.purge_set);
              DELETE FROM queue WHERE message_seq IN (SELECT seq FROM temp.purge_set);",
@@ -786,7 +841,6 @@ impl Writer {
             [],
         )?;
         self.forget_seqs();
-        let ack_cutoff = now.saturating_sub(self.settings.dedup_window_ms) as i64;
         self.conn
             .prepare_cached("DELETE FROM acks WHERE at_ms < ?1")?
             .execute([ack_cutoff])?;
@@ -937,5 +991,10 @@ mod tests {
         assert!(recover.contains("queue_open"), "{recover}");
         let dead = plan(&crate::read::dead_letters_sql());
         assert!(dead.contains("queue_dead"), "{dead}");
+        // a re-send is found, with its cached ACK, through the control id index
+        for sql in NEWEST_INBOUND {
+            let resend = plan(sql);
+            assert!(resend.contains("messages_control_id"), "{resend}");
+        }
     }
 }

@@ -906,3 +906,116 @@ fn store_handles_outlive_each_other_and_the_writer_commits_before_stopping() {
     pending.wait().unwrap();
     assert!(open(dir.path()).get(msg.id).unwrap().is_some());
 }
+
+/// The ACK of an inbound message is kept in its row (schema 4): nothing goes to
+/// `acks` while messages are stored, and a re-send finds the ACK through the row.
+/// A message purged inside the de-duplication window leaves its ACK in `acks`, so a
+/// re-send still gets it and is not stored again.
+#[test]
+fn acks_live_in_the_message_row_and_outlive_a_purge_inside_the_window() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(dir.path());
+    let (first, idx) = adt("K1", "P1");
+    let ack = Bytes::from_static(b"MSH|^~\\&|HIE||SND||20260101||ACK|A1|P|2.5\rMSA|AA|K1\r");
+    store.ingest_dedup(&first, &idx, "in", Some(ack.clone())).unwrap();
+    // application mode: stored first, the ACK recorded when the route answers
+    let (second, idx2) = adt("K2", "P2");
+    store.ingest_dedup(&second, &idx2, "in", None).unwrap();
+    let late = Bytes::from_static(b"MSA|AE|K2");
+    store.record_ack(&idx2.ack_key().unwrap(), late.clone()).unwrap();
+    let dup = |key: &str, idx: &hie_store::Indexed| {
+        let (again, _) = adt(key, "P1");
+        store.ingest_dedup(&again, idx, "in", None).unwrap()
+    };
+    assert_eq!(
+        dup("K1", &idx),
+        Ingested::Duplicate {
+            original: first.id,
+            ack: Some(ack.clone())
+        }
+    );
+    assert_eq!(
+        dup("K2", &idx2),
+        Ingested::Duplicate {
+            original: second.id,
+            ack: Some(late.clone())
+        }
+    );
+    let db = dir.path().join("hie-store.sqlite");
+    let count = |sql: &str| -> i64 {
+        let conn = rusqlite::Connection::open(&db).unwrap();
+        conn.query_row(sql, [], |r| r.get(0)).unwrap()
+    };
+    assert_eq!(count("SELECT count(*) FROM acks"), 0);
+    assert_eq!(count("SELECT count(*) FROM messages WHERE ack IS NOT NULL"), 2);
+    // purged while still inside the window: the ACK stays for re-sends
+    store.mark(first.id, "in", Status::Done, 1, None, None).unwrap();
+    assert_eq!(store.purge(hie_core::now_ms() + 1, &[Status::Done]).unwrap(), 1);
+    assert!(store.get(first.id).unwrap().is_none());
+    assert_eq!(
+        dup("K1", &idx),
+        Ingested::Duplicate {
+            original: first.id,
+            ack: Some(ack)
+        }
+    );
+    assert_eq!(count("SELECT count(*) FROM acks"), 1);
+}
+
+/// A store from before schema 4 kept its ACKs in `acks`, with or without the
+/// message's id (application mode recorded them by key only). Opening it moves
+/// each ACK into its message's row; re-sends get the same ACKs as before.
+#[test]
+fn migration_4_moves_cached_acks_into_their_messages() {
+    let dir = tempfile::tempdir().unwrap();
+    let (first, idx) = adt("M1", "P1");
+    let (second, idx2) = adt("M2", "P2");
+    {
+        let store = open(dir.path());
+        store.ingest_dedup(&first, &idx, "in", None).unwrap();
+        store.ingest_dedup(&second, &idx2, "in", None).unwrap();
+    }
+    // make it a version 3 file: ACKs in `acks`, no `ack` column
+    let db = dir.path().join("hie-store.sqlite");
+    {
+        let conn = rusqlite::Connection::open(&db).unwrap();
+        let key = idx.ack_key().unwrap();
+        let key2 = idx2.ack_key().unwrap();
+        conn.execute(
+            "INSERT INTO acks (sending_app, sending_facility, control_id, ack, message_id, at_ms) \
+             VALUES (?1, ?2, ?3, CAST('ACK-M1' AS BLOB), ?4, ?5), (?6, ?7, ?8, CAST('ACK-M2' AS BLOB), NULL, ?5)",
+            rusqlite::params![
+                key.sending_app,
+                key.sending_facility,
+                key.control_id,
+                first.id.as_bytes(),
+                hie_core::now_ms() as i64,
+                key2.sending_app,
+                key2.sending_facility,
+                key2.control_id,
+            ],
+        )
+        .unwrap();
+        conn.execute_batch("ALTER TABLE messages DROP COLUMN ack; PRAGMA user_version = 3;")
+            .unwrap();
+    }
+    let store = open(dir.path());
+    for (key, idx, original, ack) in [
+        ("M1", &idx, first.id, "ACK-M1"),
+        ("M2", &idx2, second.id, "ACK-M2"),
+    ] {
+        let (again, _) = adt(key, "P1");
+        assert_eq!(
+            store.ingest_dedup(&again, idx, "in", None).unwrap(),
+            Ingested::Duplicate {
+                original,
+                ack: Some(Bytes::from(ack))
+            }
+        );
+    }
+    let conn = rusqlite::Connection::open(&db).unwrap();
+    let left: i64 = conn
+        .query_row("SELECT count(*) FROM acks", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(left, 0, "every ACK found its message");
+}
