@@ -70,6 +70,12 @@ pub(crate) struct Writer {
     absent: RefCell<Vec<MessageId>>,
     /// Events of the current group not written yet (see [`EVENT_ROWS`]).
     events: RefCell<Vec<EventRow>>,
+    /// In-flight states of the current group not written yet: a later state of the
+    /// same message at the same item in the group replaces one (its event is kept),
+    /// and the rest are written at the end of the group. Most hops are marked in
+    /// flight and done within one group commit, so this spares most in-flight
+    /// updates of `queue` without changing what a commit leaves.
+    in_flight: RefCell<HashMap<i64, Vec<PendingInFlight>>>,
     /// [`events_sql`] for each of [`EVENT_ROWS`].
     events_sql: [String; 3],
 }
@@ -127,6 +133,14 @@ const NEWEST_INBOUND: [&str; 4] = [
 /// The last event `seq` of the transaction.
 const COUNTER_SET: &str = "UPDATE counters SET value = ?2 WHERE name = ?1";
 
+/// An in-flight state of a message (the map's key) at `item` not written yet.
+#[derive(Debug, Clone)]
+struct PendingInFlight {
+    item: String,
+    attempt: u32,
+    at_ms: u64,
+}
+
 /// A message row the writer knows.
 #[derive(Debug, Clone, Copy)]
 struct CachedRow {
@@ -175,6 +189,7 @@ impl Writer {
             event_seq: Cell::new(event_seq),
             absent: RefCell::new(Vec::new()),
             events: RefCell::new(Vec::new()),
+            in_flight: RefCell::new(HashMap::new()),
             events_sql: EVENT_ROWS.map(events_sql),
         }
     }
@@ -264,9 +279,12 @@ impl Writer {
             // so only a batch of several can need a savepoint to undo the ones before
             // it, and only if a later one can still be refused (`needs_savepoint`).
             let savepoint = self.needs_savepoint(batch)?;
-            if savepoint {
+            let in_flight_before = if savepoint {
                 self.conn.prepare_cached("SAVEPOINT batch")?.execute([])?;
-            }
+                Some(self.in_flight.borrow().clone())
+            } else {
+                None
+            };
             let events_at = self.events.borrow().len();
             let applied = self.apply_batch(batch, now);
             self.absent.borrow_mut().clear();
@@ -281,6 +299,9 @@ impl Writer {
                     results.push(Ok(applied));
                 }
                 Err(OpError::Request(e)) => {
+                    if let Some(before) = in_flight_before {
+                        *self.in_flight.borrow_mut() = before;
+                    }
                     if savepoint {
                         self.forget_seqs();
                         self.conn.prepare_cached("ROLLBACK TO batch")?.execute([])?;
@@ -291,6 +312,7 @@ impl Writer {
                 Err(OpError::Storage(e)) => return Err(e),
             }
         }
+        self.write_in_flight()?;
         self.write_events()?;
         if self.event_seq.get() != events_before {
             self.conn
@@ -377,7 +399,18 @@ impl Writer {
                 error,
             } => {
                 let seq = self.seq_of(*id)?;
-                self.set_state(seq, item, *status, *attempt, now)?;
+                if *status == Status::InFlight {
+                    let mut pending = self.in_flight.borrow_mut();
+                    let states = pending.entry(seq).or_default();
+                    states.retain(|p| p.item != *item);
+                    states.push(PendingInFlight {
+                        item: item.clone(),
+                        attempt: *attempt,
+                        at_ms: now,
+                    });
+                } else {
+                    self.set_state(seq, item, *status, *attempt, now)?;
+                }
                 self.event(
                     seq,
                     item,
@@ -436,7 +469,8 @@ impl Writer {
                 statuses,
                 limit,
             } => {
-                // purge deletes events: those of this group go in first
+                // purge reads states and deletes events: those of this group go in first
+                self.write_in_flight()?;
                 self.write_events()?;
                 self.purge(*cutoff_ms, statuses, *limit, now)
             }
@@ -726,12 +760,27 @@ impl Writer {
         attempt: u32,
         now: u64,
     ) -> rusqlite::Result<()> {
+        // a later state replaces an in-flight one not written yet
+        if let Some(states) = self.in_flight.borrow_mut().get_mut(&seq) {
+            states.retain(|p| p.item != item);
+        }
         // the entry is almost always there already (a hop's mark): update it, and
         // insert only when it is not (a message dead-lettered where it never queued)
         let values = params![seq, item, status.code(), attempt, now as i64];
         let updated = self.conn.prepare_cached(QUEUE_SET)?.execute(values)?;
         if updated == 0 {
             self.conn.prepare_cached(QUEUE_ADD)?.execute(values)?;
+        }
+        Ok(())
+    }
+
+    /// Write the in-flight states of the group that no later state replaced.
+    fn write_in_flight(&self) -> rusqlite::Result<()> {
+        let pending = std::mem::take(&mut *self.in_flight.borrow_mut());
+        for (seq, states) in pending {
+            for p in states {
+                self.set_state(seq, &p.item, Status::InFlight, p.attempt, p.at_ms)?;
+            }
         }
         Ok(())
     }
@@ -873,6 +922,7 @@ impl Writer {
     fn rollback(&self) {
         self.forget_seqs();
         self.events.borrow_mut().clear();
+        self.in_flight.borrow_mut().clear();
         if !self.conn.is_autocommit()
             && let Err(e) = self.conn.execute_batch("ROLLBACK")
         {

@@ -1019,3 +1019,68 @@ fn migration_4_moves_cached_acks_into_their_messages() {
         .unwrap();
     assert_eq!(left, 0, "every ACK found its message");
 }
+
+/// An in-flight mark followed by a later state of the same hop in one commit is
+/// only an event (the later state is what the queue keeps); an in-flight mark
+/// alone is the queue's state after its commit; one in a batch that is refused
+/// leaves neither state nor event.
+#[test]
+fn in_flight_marks_leave_the_same_states_and_trace_in_any_grouping() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(dir.path());
+    let ingest = |id: &str| {
+        let (m, idx) = adt(id, "P1");
+        store.ingest(&m, &idx, "route").unwrap();
+        (m, idx)
+    };
+    let ((done, _), (flying, _), (refused, idx)) = (ingest("F1"), ingest("F2"), ingest("F3"));
+    let mut hop = WriteBatch::new();
+    hop.mark(done.id, "route", Status::InFlight, 1, None, None).mark(
+        done.id,
+        "route",
+        Status::Done,
+        1,
+        None,
+        None,
+    );
+    store.write(hop).unwrap();
+    let mut alone = WriteBatch::new();
+    alone.mark(flying.id, "route", Status::InFlight, 2, None, None);
+    store.write(alone).unwrap();
+    let twice = {
+        let mut c = Envelope::hl7("route", refused.body.clone());
+        c.parent_id = Some(refused.id);
+        c
+    };
+    let mut bad = WriteBatch::new();
+    bad.mark(refused.id, "route", Status::InFlight, 1, None, None)
+        .enqueue(&twice, &idx, "a")
+        .enqueue(&twice, &idx, "a");
+    assert!(matches!(store.write(bad), Err(StoreError::WrongState { .. })));
+    // a later commit does not write what the refused batch left behind
+    let (_, _) = ingest("F4");
+    let state = |id| {
+        let s = store.get(id).unwrap().unwrap().states;
+        assert_eq!(s.len(), 1);
+        (s[0].status, s[0].attempt)
+    };
+    assert_eq!(state(done.id), (Status::Done, 1));
+    assert_eq!(state(flying.id), (Status::InFlight, 2));
+    assert_eq!(state(refused.id), (Status::Queued, 1));
+    let trace = |id| -> Vec<Status> {
+        store
+            .trace(TraceKey::Message(id))
+            .unwrap()
+            .into_iter()
+            .map(|e| e.status)
+            .collect()
+    };
+    assert_eq!(trace(done.id), [Status::Queued, Status::InFlight, Status::Done]);
+    assert_eq!(trace(flying.id), [Status::Queued, Status::InFlight]);
+    assert_eq!(trace(refused.id), [Status::Queued]);
+    // recovery runs the one left in flight again with attempt + 1
+    let recovered = store.recover().unwrap();
+    let again = recovered.iter().find(|r| r.envelope.id == flying.id).unwrap();
+    assert!(again.was_in_flight);
+    assert_eq!(again.envelope.attempt, 3);
+}
