@@ -7,6 +7,10 @@
 //!   sees them, and delivered per second until every queue is empty again;
 //! - `latency_at_rate`: a paced sender (8 connections, one frame in flight each)
 //!   at `HIE_BENCH_RATE` msg/s (default 5000), ACK latency percentiles in µs;
+//! - `execution_modes`: the router in `async`, `thread_pool` and `multi_process`;
+//! - `commit_ack`: `commit` ACKs with the SQLite store and without it: ACKed and
+//!   delivered msg/s for N messages (8 connections × window 32), then ACK latency
+//!   paced at `HIE_BENCH_RATE`, and the store's bytes per message;
 //!
 //! Each scenario also reports the engine's resident set (KiB) at idle, its peak
 //! under that load, and after.
@@ -226,6 +230,8 @@ fn execution_modes(b: &Bench) -> Value {
             json!({
                 "messages": messages,
                 "acked_msg_per_s": messages as f64 / acked.as_secs_f64(),
+                // until every copy reached its sink and every queue is empty
+                "delivered_msg_per_s": messages as f64 / delivered_at.as_secs_f64(),
                 "drained": drained,
                 "delivered_to_sinks": delivered,
                 "hie_send_report": report,
@@ -284,6 +290,7 @@ fn commit_ack(b: &Bench) -> Value {
         let acked = started.elapsed();
         let report: Value = serde_json::from_slice(&out.stdout).unwrap_or(Value::Null);
         let drained = demo.wait_drained(Duration::from_secs(300));
+        let delivered_at = started.elapsed();
         let data = demo.dir().join("data");
         let size = |name: &str| std::fs::metadata(data.join(name)).map_or(0, |m| m.len());
         let store_bytes = size("hie-store.sqlite") + size("hie-store.sqlite-wal");
