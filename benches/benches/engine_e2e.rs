@@ -222,6 +222,7 @@ fn execution_modes(b: &Bench) -> Value {
             .unwrap();
         let acked = started.elapsed();
         let drained = demo.wait_drained(Duration::from_secs(300));
+        let delivered_at = started.elapsed();
         let report: Value = serde_json::from_slice(&out.stdout).unwrap_or(Value::Null);
         let (hist, sent) = paced(demo.inbound, rate, 8, Duration::from_secs(5));
         let delivered = demo.stop_sinks();
@@ -302,6 +303,8 @@ fn commit_ack(b: &Bench) -> Value {
             json!({
                 "messages": messages,
                 "acked_msg_per_s": messages as f64 / acked.as_secs_f64(),
+                // until every copy reached its sink and every queue is empty
+                "delivered_msg_per_s": messages as f64 / delivered_at.as_secs_f64(),
                 "drained": drained,
                 "delivered_to_sinks": delivered,
                 "hie_send_report": report,
