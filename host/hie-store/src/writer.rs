@@ -491,7 +491,15 @@ impl Writer {
         {
             return Ok(dup);
         }
-        let seq = match (self.lookup_seq(msg.id)?, kind) {
+        // a new inbound message's id is new: the insert itself (the id is UNIQUE)
+        // refuses one stored already, without a lookup first
+        let known = match kind {
+            StoreKind::Enqueue => self.lookup_seq(msg.id)?,
+            StoreKind::Ingest | StoreKind::IngestDedup { .. } => {
+                self.seqs.borrow().get(&msg.id).map(|r| r.seq)
+            }
+        };
+        let seq = match (known, kind) {
             (Some(seq), StoreKind::Enqueue) => seq,
             (Some(_), _) => return Err(OpError::Request(StoreError::AlreadyStored { id: msg.id })),
             (None, _) => {
@@ -504,7 +512,16 @@ impl Writer {
                     StoreKind::IngestDedup { ack: Some(ack) } if idx.ack_key().is_some() => Some(&ack[..]),
                     _ => None,
                 };
-                self.insert(msg, idx, now, holder, ack)?
+                match self.insert(msg, idx, now, holder, ack) {
+                    Ok(seq) => seq,
+                    // the failed statement wrote nothing
+                    Err(rusqlite::Error::SqliteFailure(e, _))
+                        if e.extended_code == rusqlite::ffi::SQLITE_CONSTRAINT_UNIQUE =>
+                    {
+                        return Err(OpError::Request(StoreError::AlreadyStored { id: msg.id }));
+                    }
+                    Err(e) => return Err(e.into()),
+                }
             }
         };
         let inserted = self.conn.prepare_cached(QUEUE_ENTER)?.execute(params![

@@ -1084,3 +1084,32 @@ fn in_flight_marks_leave_the_same_states_and_trace_in_any_grouping() {
     assert!(again.was_in_flight);
     assert_eq!(again.envelope.attempt, 3);
 }
+
+/// A new inbound message is inserted without looking its id up first: one stored
+/// already is refused by the insert (the id is unique), with nothing written, and
+/// the batches that share its commit are not disturbed.
+#[test]
+fn an_ingest_of_a_stored_id_is_refused_by_the_insert_alone() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(dir.path());
+    let (first, idx) = adt("U1", "P1");
+    store.ingest(&first, &idx, "in").unwrap();
+    // reopened, so the writer has no memory of the id
+    drop(store);
+    let store = open(dir.path());
+    let (next, idx2) = adt("U2", "P2");
+    let mut again = WriteBatch::new();
+    again.ingest(&first, &idx, "in");
+    let mut other = WriteBatch::new();
+    other.ingest(&next, &idx2, "in");
+    let pending = [store.submit(again), store.submit(other)];
+    let [again, other] = pending.map(|p| p.wait());
+    assert!(
+        matches!(again, Err(StoreError::AlreadyStored { id }) if id == first.id),
+        "{again:?}"
+    );
+    other.unwrap();
+    assert_eq!(store.get(next.id).unwrap().unwrap().envelope, next);
+    assert_eq!(store.count_messages().unwrap(), 2);
+    assert_eq!(store.trace(TraceKey::Message(first.id)).unwrap().len(), 1);
+}
