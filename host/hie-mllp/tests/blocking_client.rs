@@ -82,17 +82,18 @@ async fn failed_attempts_are_spaced_by_exponential_backoff() {
     assert!(took >= Duration::from_millis(280), "{took:?}");
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn connection_closed_while_idle_is_reopened_transparently() {
+/// A listener that closes idle connections after 50 ms, and a client whose one
+/// connection to it (opened by a call) the listener has closed that way.
+async fn client_closed_while_idle() -> (Running, BlockingClient) {
     let cfg = ListenerConfig {
         idle_timeout: Some(Duration::from_millis(50)),
         ..ListenerConfig::default()
     };
     let server = start(cfg, Arc::new(AckHandler)).await;
     let config = client_config(server.addr);
-    let mut c = blocking(move || {
+    let c = blocking(move || {
         let mut c = client(config);
-        c.call(&adt("I1")).expect("reply");
+        c.call(&adt("I0")).expect("reply");
         c
     })
     .await;
@@ -100,6 +101,12 @@ async fn connection_closed_while_idle_is_reopened_transparently() {
         server.metrics.connections_open.load(Ordering::Relaxed) == 0
     })
     .await;
+    (server, c)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connection_closed_while_idle_is_reopened_transparently() {
+    let (server, mut c) = client_closed_while_idle().await;
     let reply = blocking(move || c.call(&adt("I2")).expect("reply on a new connection")).await;
     assert_eq!(acked_id(&reply).as_deref(), Some("I2"));
     assert_eq!(server.metrics.snapshot().connections_total, 2);
@@ -324,22 +331,7 @@ fn a_missing_reply_abandons_the_rest_of_the_batch() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn call_many_reopens_a_connection_closed_while_idle() {
-    let cfg = ListenerConfig {
-        idle_timeout: Some(Duration::from_millis(50)),
-        ..ListenerConfig::default()
-    };
-    let server = start(cfg, Arc::new(AckHandler)).await;
-    let config = client_config(server.addr);
-    let mut c = blocking(move || {
-        let mut c = client(config);
-        c.call(&adt("I0")).expect("reply");
-        c
-    })
-    .await;
-    eventually("the listener to close the idle connection", || {
-        server.metrics.connections_open.load(Ordering::Relaxed) == 0
-    })
-    .await;
+    let (server, mut c) = client_closed_while_idle().await;
     let ids = blocking(move || {
         let frames: Vec<Vec<u8>> = (1..4).map(|i| adt(&format!("I{i}"))).collect();
         let refs: Vec<&[u8]> = frames.iter().map(Vec::as_slice).collect();
