@@ -266,6 +266,13 @@ struct Downstream {
 
 impl Downstream {
     fn start(refuse_once: &str) -> Downstream {
+        Downstream::start_with(refuse_once, None)
+    }
+
+    /// As [`Downstream::start`]; with `hang_up_after = Some(n)` it closes its first
+    /// connection right after answering the `n`-th frame, leaving any others it
+    /// holds unanswered (and unrecorded).
+    fn start_with(refuse_once: &str, hang_up_after: Option<usize>) -> Downstream {
         use std::sync::atomic::Ordering;
         let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
         let port = listener.local_addr().unwrap().port();
@@ -275,11 +282,13 @@ impl Downstream {
         let refuse_once = refuse_once.to_string();
         std::thread::spawn(move || {
             let mut refused = false;
+            let mut hang_up_after = hang_up_after;
             // one connection at a time, for as long as the test runs
             while let Ok((mut conn, _)) = listener.accept() {
                 let mut buf = Vec::new();
                 let mut chunk = [0u8; 65536];
-                loop {
+                let mut hang_up = false;
+                while !hang_up {
                     std::thread::sleep(Duration::from_millis(5));
                     let n = match conn.read(&mut chunk) {
                         Ok(0) | Err(_) => break,
@@ -304,8 +313,14 @@ impl Downstream {
                         replies.push(0x0b);
                         replies.extend_from_slice(ack.as_bytes());
                         replies.extend_from_slice(&[0x1c, 0x0d]);
-                        log.lock().unwrap().push((id, code.to_string()));
+                        let mut log = log.lock().unwrap();
+                        log.push((id, code.to_string()));
                         held += 1;
+                        if hang_up_after == Some(log.len()) {
+                            hang_up_after = None;
+                            hang_up = true;
+                            break;
+                        }
                     }
                     most.fetch_max(held, Ordering::SeqCst);
                     if conn.write_all(&replies).is_err() {
@@ -417,4 +432,42 @@ fn a_refused_message_in_a_window_is_retried_and_nothing_else_is_resent() {
     accepted.sort();
     let ids: Vec<String> = (0..100).map(|i| format!("W{i:03}")).collect();
     assert_eq!(accepted, ids, "every message accepted exactly once");
+}
+
+/// The peer hangs up in the middle of a window. The frame whose ACK was lost waits
+/// its retry backoff (3 s here) and goes again; the frames after it, abandoned with
+/// the connection, go right after it without a backoff of their own (one each would
+/// take 3 s apiece); every message is accepted and every upstream sender gets AA.
+#[test]
+fn frames_abandoned_by_a_hang_up_are_resent_without_a_backoff_each() {
+    let down = Downstream::start_with("none", Some(2));
+    let inbound = free_port();
+    let toml = pipelined_out(inbound, down.port, 16).replace(r#"backoff = "50ms""#, r#"backoff = "3s""#);
+    let p = Production::run(&toml, &[], Some(inbound));
+    let sent: Vec<String> = (0..60)
+        .map(|i| hl7("ADT^A01", &format!("H{i:02}"), "P1"))
+        .collect();
+    let started = std::time::Instant::now();
+    let acks = pipelined_calls(inbound, &sent);
+    let took = started.elapsed();
+    assert!(acks.iter().all(|a| ack_code(a).0 == "AA"));
+    let mut accepted: Vec<String> = down.answered().into_iter().map(|(id, _)| id).collect();
+    accepted.sort();
+    accepted.dedup();
+    let ids: Vec<String> = (0..60).map(|i| format!("H{i:02}")).collect();
+    assert_eq!(accepted, ids, "every message accepted");
+    let abandoned = p
+        .proc
+        .lines_with("an earlier frame on the same connection failed");
+    assert!(
+        abandoned.len() >= 2,
+        "the hang-up should abandon frames of its window:\n{}",
+        p.proc.dump()
+    );
+    // one backoff (the frame that lost its ACK), not one per abandoned frame
+    assert!(
+        took < Duration::from_secs(3 * abandoned.len() as u64),
+        "{} abandoned frames took {took:?}",
+        abandoned.len()
+    );
 }

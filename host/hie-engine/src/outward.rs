@@ -32,6 +32,9 @@ pub const TIMEOUT: &str = "timeout";
 pub const NO_REPLY: &str = "no-reply";
 /// The reply-code policy says: disable the operation.
 pub const REPLY_DISABLE: &str = "reply-disable";
+/// A message sent in a window got no reply because an earlier one of the window
+/// failed and the connection was closed; it is retried without a backoff first.
+pub const ABANDONED: &str = "abandoned";
 
 /// The failure an outbound reply turns into under the reply-code policy.
 pub fn reply_failure(retry: bool, then: FinalAction, text: String) -> Failure {

@@ -439,10 +439,15 @@ impl<'a> Worker<'a> {
                 ErrorAction::Default => failure.retryable,
             };
             if wants_retry && fault.is_none() && tries < retry.max_attempts {
-                let backoff = retry
-                    .backoff
-                    .saturating_mul(2u32.saturating_pow(tries - 1))
-                    .min(retry.max_backoff);
+                let backoff = if failure.code == outward::ABANDONED && tries == 1 {
+                    // the failure that closed its connection waited its backoff already
+                    Duration::ZERO
+                } else {
+                    retry
+                        .backoff
+                        .saturating_mul(2u32.saturating_pow(tries - 1))
+                        .min(retry.max_backoff)
+                };
                 if let Some(store) = &self.shared.store {
                     store.failed(&msg, &name, self.instance.version(), &failure);
                 }

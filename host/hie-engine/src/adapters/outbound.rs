@@ -210,6 +210,11 @@ impl MllpOut {
                     type_mismatch: false,
                 })
             }
+            // never answered: it goes again, after the frame whose failure closed the
+            // connection, whatever the policy says of missing replies
+            Err(err) if err.kind() == hie_mllp::ErrorKind::Abandoned => {
+                return Err(Failure::transient(outward::ABANDONED, err.to_string()));
+            }
             Err(err) => self.policy.evaluate(&ReplyOutcome::NoReply(err)),
         };
         for warning in &verdict.warnings {
