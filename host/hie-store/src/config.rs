@@ -24,6 +24,12 @@ pub struct StoreConfig {
     pub fault_injector: Option<FaultInjector>,
     /// Source of "now" for timestamps and the de-duplication window.
     pub clock: Clock,
+    /// Nice level the writer thread asks for (below 0: more CPU than the other
+    /// threads when they compete for it; 0: leave it). Every ACK of a persisted
+    /// message waits for that one thread, so on a busy machine its share of the CPU
+    /// bounds the persisted rate. Needs `CAP_SYS_NICE` or a nice limit (systemd
+    /// `LimitNICE=`); without either the writer runs at the process's level.
+    pub writer_nice: i32,
 }
 
 impl Default for StoreConfig {
@@ -38,6 +44,7 @@ impl Default for StoreConfig {
             check_on_open: true,
             fault_injector: None,
             clock: Clock::System,
+            writer_nice: -10,
         }
     }
 }

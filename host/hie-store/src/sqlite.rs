@@ -114,6 +114,7 @@ impl SqliteStore {
                 probe_bytes: config.probe_bytes,
                 fault_injector: config.fault_injector.clone(),
                 clock: config.clock.clone(),
+                nice: config.writer_nice,
             },
             event_seq,
         );

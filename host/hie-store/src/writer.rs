@@ -50,6 +50,8 @@ pub(crate) struct WriterSettings {
     pub(crate) probe_bytes: u64,
     pub(crate) fault_injector: Option<FaultInjector>,
     pub(crate) clock: Clock,
+    /// See [`crate::StoreConfig::writer_nice`].
+    pub(crate) nice: i32,
 }
 
 pub(crate) struct Writer {
@@ -150,6 +152,27 @@ struct CachedRow {
     holder: Option<i64>,
 }
 
+/// Ask for nice level `nice` for the calling thread (the writer's). Measured on 2
+/// cores shared with the sinks and the sender: at 0 the writer waited for a CPU
+/// about a fifth of the time while it had work, and -10 raised the persisted rate
+/// of adt-demo by about a fifth (A/B × 5).
+fn raise_priority(nice: i32) {
+    if nice >= 0 {
+        return;
+    }
+    // on Linux the "process" of setpriority(2) is a thread when given a thread id
+    let tid = rustix::process::Pid::from_raw(nix::unistd::gettid().as_raw());
+    match rustix::process::setpriority_process(tid, nice) {
+        Ok(()) => tracing::debug!(nice, "store writer thread priority raised"),
+        Err(e) => tracing::info!(
+            nice,
+            error = %std::io::Error::from(e),
+            "the store writer thread runs at the process's priority; to give it a larger share of a busy \
+             machine, allow nice level {nice} (systemd: LimitNICE={nice}, or CAP_SYS_NICE)"
+        ),
+    }
+}
+
 /// Most entries of [`Writer::seqs`]; it is emptied when full (a lookup refills it).
 const MAX_CACHED_SEQS: usize = 100_000;
 
@@ -196,6 +219,7 @@ impl Writer {
 
     /// Serve requests until every sender is gone; pending batches are committed first.
     pub(crate) fn run(mut self) {
+        raise_priority(self.settings.nice);
         while let Ok(first) = self.rx.recv() {
             let mut group = Vec::new();
             let mut reclaims = Vec::new();

@@ -1113,3 +1113,44 @@ fn an_ingest_of_a_stored_id_is_refused_by_the_insert_alone() {
     assert_eq!(store.count_messages().unwrap(), 2);
     assert_eq!(store.trace(TraceKey::Message(first.id)).unwrap().len(), 1);
 }
+
+/// The writer thread asks for nice level -10 (`StoreConfig::writer_nice`); with the
+/// right to (root here, or CAP_SYS_NICE, or a nice limit) it gets it, and the
+/// store's other threads keep the process's level. 0 leaves the writer alone.
+#[test]
+fn the_writer_thread_runs_at_its_nice_level() {
+    let nice_of_writers = || -> Vec<i64> {
+        let mut levels = Vec::new();
+        for task in std::fs::read_dir("/proc/self/task").unwrap().flatten() {
+            let comm = std::fs::read_to_string(task.path().join("comm")).unwrap_or_default();
+            if comm.trim() != "hie-store-write" {
+                continue;
+            }
+            let stat = std::fs::read_to_string(task.path().join("stat")).unwrap_or_default();
+            // fields after the command name: state is the 3rd field, nice the 19th
+            let after = &stat[stat.rfind(')').unwrap() + 2..];
+            levels.push(after.split(' ').nth(16).unwrap().parse().unwrap());
+        }
+        levels
+    };
+    let root = rustix::process::geteuid().is_root();
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(dir.path());
+    let (m, idx) = adt("N1", "P1");
+    store.ingest(&m, &idx, "in").unwrap();
+    let levels = nice_of_writers();
+    assert!(!levels.is_empty());
+    if root {
+        assert!(levels.contains(&-10), "{levels:?}");
+    }
+    assert!(levels.iter().all(|l| *l == -10 || *l == 0), "{levels:?}");
+    drop(store);
+    let plain = tempfile::tempdir().unwrap();
+    let config = StoreConfig {
+        writer_nice: 0,
+        ..StoreConfig::default()
+    };
+    let store = SqliteStore::open(plain.path(), config).unwrap();
+    store.ingest(&m, &idx, "in").unwrap();
+    assert!(nice_of_writers().contains(&0), "{:?}", nice_of_writers());
+}
