@@ -271,7 +271,7 @@ impl ItemQueue {
                 st.depth -= 1;
                 st.in_flight += 1;
                 drop(st);
-                self.wake_senders();
+                self.wake_senders(1);
                 return Some(Lease {
                     delivery: entry.delivery,
                     ticket: Ticket { key: entry.key },
@@ -305,15 +305,17 @@ impl ItemQueue {
         }
         drop(st);
         if taken > 0 {
-            self.not_full.notify_all();
-            if self.async_waiters.load(Ordering::SeqCst) > 0 {
-                self.space.notify_waiters();
-            }
+            self.wake_senders(taken);
         }
     }
 
-    fn wake_senders(&self) {
-        self.not_full.notify_one();
+    /// `freed` entries left the queue: wake as many blocked senders.
+    fn wake_senders(&self, freed: usize) {
+        if freed > 1 {
+            self.not_full.notify_all();
+        } else {
+            self.not_full.notify_one();
+        }
         if self.async_waiters.load(Ordering::SeqCst) > 0 {
             self.space.notify_waiters();
         }

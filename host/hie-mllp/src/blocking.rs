@@ -77,29 +77,7 @@ impl BlockingClient {
                 limit: self.config.codec.max_frame_len,
             });
         }
-        let fresh = self.ensure_connected()?;
-        match self.exchange(frame) {
-            Err(MllpError::ResetByPeer) if !fresh => {
-                tracing::debug!(addr = %self.config.addr, "mllp connection went stale, reconnecting");
-                self.ensure_connected()?;
-                self.exchange(frame)
-            }
-            result => result,
-        }
-    }
-
-    fn exchange(&mut self, frame: &[u8]) -> Result<Bytes, MllpError> {
-        let Some(conn) = self.connection.as_mut() else {
-            return Err(MllpError::ResetByPeer);
-        };
-        let result = conn.exchange(frame, self.config.ack_timeout);
-        if result.is_err() {
-            // A late reply on this connection would be taken for the next frame's.
-            if let Some(conn) = self.connection.take() {
-                let _ = conn.stream.shutdown(Shutdown::Both);
-            }
-        }
-        result
+        self.pipeline(&[frame]).pop().expect("one result per frame")
     }
 
     /// Send `frames` back to back on one connection, then read their replies in
@@ -117,6 +95,13 @@ impl BlockingClient {
         if frames.len() < 2 || frames.iter().any(|f| f.len() > limit) {
             return frames.iter().map(|f| self.call(f)).collect();
         }
+        self.pipeline(frames)
+    }
+
+    /// `frames` (at least one) on the connection, opened if needed; one result each.
+    /// An idle connection the peer had closed shows as a reset before the first
+    /// reply: it is reopened and the frames sent again, once.
+    fn pipeline(&mut self, frames: &[&[u8]]) -> Vec<Result<Bytes, MllpError>> {
         let fresh = match self.ensure_connected() {
             Ok(fresh) => fresh,
             Err(err) => return abandon_after(Vec::new(), err, frames.len()),
@@ -240,11 +225,6 @@ impl Conn {
                 format!("{} resolves to no address", config.addr),
             ))
         }))
-    }
-
-    fn exchange(&mut self, frame: &[u8], ack_timeout: Duration) -> Result<Bytes, MllpError> {
-        self.send(&[frame], ack_timeout)?;
-        self.read_reply(ack_timeout)
     }
 
     /// Write `frames` back to back in one go.
