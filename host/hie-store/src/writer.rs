@@ -155,7 +155,7 @@ struct CachedRow {
 /// Ask for nice level `nice` for the calling thread (the writer's). Measured on 2
 /// cores shared with the sinks and the sender: at 0 the writer waited for a CPU
 /// about a fifth of the time while it had work, and -10 raised the persisted rate
-/// of adt-demo by about a fifth (A/B × 5).
+/// of adt-demo by about a sixth (release builds, A/B × 3).
 fn raise_priority(nice: i32) {
     if nice >= 0 {
         return;
